@@ -1,0 +1,234 @@
+"""Command definitions. Each command parses options, calls the library, renders."""
+
+from __future__ import annotations
+
+import os
+import sys
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from bundlekit._version import __version__
+from bundlekit.cli.errors import BundlekitGroup
+
+app = typer.Typer(
+    cls=BundlekitGroup,
+    name="bundlekit",
+    help="Offline forensic bundles of OpenTelemetry data: pack, sign, verify, replay.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
+
+
+class KeyTypeChoice(str, Enum):
+    ed25519 = "ed25519"
+    ecdsa_p256 = "ecdsa-p256"
+    rsa_pss_3072 = "rsa-pss-3072"
+
+
+class ProfileChoice(str, Enum):
+    default = "default"
+    forensic = "forensic"
+    airgap = "airgap"
+
+
+def _version(value: bool) -> None:
+    if value:
+        print(f"bundlekit {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version.")
+    ] = False,
+) -> None:
+    """bundlekit: carry telemetry you can trust."""
+
+
+TrustDir = Annotated[
+    Optional[Path],  # noqa: UP045 - typer needs Optional on 3.11
+    typer.Option("--trust", help="Directory of trusted PEM public keys (*.pub, *.pem)."),
+]
+TrustKeys = Annotated[
+    Optional[list[Path]],  # noqa: UP045
+    typer.Option("--key", help="A trusted public key file (repeatable)."),
+]
+JsonFlag = Annotated[bool, typer.Option("--json", help="Print a machine-readable JSON report.")]
+
+
+def _passphrase(path: Path) -> bytes | None:
+    """$BUNDLEKIT_PASSPHRASE, else a prompt on a terminal, else None."""
+    from bundlekit.keys import PASSPHRASE_ENV, is_encrypted
+
+    if os.environ.get(PASSPHRASE_ENV) or not is_encrypted(path):
+        return None
+    if not sys.stdin.isatty():
+        return None  # load_private_key explains how to pass one
+    return typer.prompt(f"Passphrase for {path}", hide_input=True).encode("utf-8")
+
+
+def _load_signers(paths: list[Path]) -> list[object]:
+    from bundlekit.keys import load_private_key
+
+    return [load_private_key(p, _passphrase(p)) for p in paths]
+
+
+@app.command()
+def keygen(
+    out: Annotated[Path, typer.Option("--out", help="Path prefix: writes PREFIX.key and PREFIX.pub.")],
+    key_type: Annotated[KeyTypeChoice, typer.Option("--type", help="Key algorithm.")] = (
+        KeyTypeChoice.ed25519
+    ),
+    no_passphrase: Annotated[
+        bool, typer.Option("--no-passphrase", help="Write the private key unencrypted.")
+    ] = False,
+    as_json: JsonFlag = False,
+) -> None:
+    """Generate a signing key pair (private key encrypted with a passphrase)."""
+    from bundlekit.cli import render
+    from bundlekit.errors import UsageError
+    from bundlekit.keys import PASSPHRASE_ENV, KeyType, generate_key
+
+    passphrase: bytes | None = None
+    if not no_passphrase:
+        env = os.environ.get(PASSPHRASE_ENV)
+        if env:
+            passphrase = env.encode("utf-8")
+        elif sys.stdin.isatty():
+            passphrase = typer.prompt(
+                "Passphrase for the new key", hide_input=True, confirmation_prompt=True
+            ).encode("utf-8")
+        else:
+            raise UsageError(
+                "no passphrase for the new private key",
+                f"set {PASSPHRASE_ENV}, run on a terminal, or pass --no-passphrase",
+            )
+    generated = generate_key(out, KeyType(key_type.value), passphrase)
+    render.keygen(generated, as_json)
+
+
+@app.command()
+def pack(
+    out: Annotated[Path, typer.Option("--out", "-o", help="Bundle directory to create.")],
+    inputs: Annotated[
+        Optional[list[Path]],  # noqa: UP045
+        typer.Argument(help="OTLP protobuf files; the signal is detected."),
+    ] = None,
+    traces: Annotated[Optional[list[Path]], typer.Option(help="A traces file (repeatable).")] = None,  # noqa: UP045
+    metrics: Annotated[Optional[list[Path]], typer.Option(help="A metrics file (repeatable).")] = None,  # noqa: UP045
+    logs: Annotated[Optional[list[Path]], typer.Option(help="A logs file (repeatable).")] = None,  # noqa: UP045
+    config: Annotated[Optional[Path], typer.Option(help="Collector config YAML.")] = None,  # noqa: UP045
+    dashboards: Annotated[
+        Optional[Path], typer.Option(help="Directory of Grafana dashboard JSON files.")  # noqa: UP045
+    ] = None,
+    attach: Annotated[
+        Optional[list[Path]], typer.Option(help="Extra evidence file (repeatable).")  # noqa: UP045
+    ] = None,
+    key: Annotated[
+        Optional[list[Path]], typer.Option("--key", help="Sign with this private key (repeatable).")  # noqa: UP045
+    ] = None,
+    profile: Annotated[ProfileChoice, typer.Option(help="Bundle profile.")] = ProfileChoice.default,
+    operator: Annotated[Optional[str], typer.Option(help="Who made the bundle.")] = None,  # noqa: UP045
+    case_id: Annotated[Optional[str], typer.Option(help="Case or incident id.")] = None,  # noqa: UP045
+    reason: Annotated[Optional[str], typer.Option(help="Why the bundle was made.")] = None,  # noqa: UP045
+    retention: Annotated[
+        Optional[str],  # noqa: UP045
+        typer.Option(help="Keep until: days (90d) or a date (2027-06-30). Default: by profile."),
+    ] = None,
+    level: Annotated[int, typer.Option(help="zstd compression level.", min=1, max=19)] = 3,
+    as_json: JsonFlag = False,
+) -> None:
+    """Pack OTLP data, collector config and dashboards into a bundle."""
+    from bundlekit.cli import render
+    from bundlekit.format.manifest import Custody
+    from bundlekit.otlp.signals import Signal
+    from bundlekit.pack import PackInput, PackOptions, pack_bundle
+
+    specs = [PackInput(p) for p in inputs or []]
+    for signal, paths in ((Signal.TRACES, traces), (Signal.METRICS, metrics), (Signal.LOGS, logs)):
+        specs.extend(PackInput(p, signal) for p in paths or [])
+    signers = _load_signers(key or [])
+    options = PackOptions(
+        config=config,
+        dashboards=dashboards,
+        attachments=tuple(attach or ()),
+        profile=profile.value,
+        custody=Custody(operator, case_id, reason),
+        retention=retention,
+        compression_level=level,
+    )
+    with render.progress("packing", enabled=not as_json) as advance:
+        result = pack_bundle(specs, out, options, signers, progress=advance)  # type: ignore[arg-type]
+    render.packed(result, as_json)
+
+
+@app.command()
+def sign(
+    bundle: Annotated[Path, typer.Argument(help="Bundle directory.")],
+    key: Annotated[list[Path], typer.Option("--key", help="Private key to co-sign with (repeatable).")],
+    as_json: JsonFlag = False,
+) -> None:
+    """Add a co-signature to a bundle; manifest.json is never changed."""
+    from bundlekit.cli import render
+    from bundlekit.sign import sign_bundle
+
+    envelope = None
+    for signer in _load_signers(key):
+        envelope = sign_bundle(bundle, signer)  # type: ignore[arg-type]
+    assert envelope is not None
+    render.signed(bundle, envelope, as_json)
+
+
+@app.command()
+def verify(
+    bundle: Annotated[Path, typer.Argument(help="Bundle directory.")],
+    trust: TrustDir = None,
+    key: TrustKeys = None,
+    threshold: Annotated[int, typer.Option(help="Distinct trusted signers required.", min=1)] = 1,
+    deep: Annotated[
+        bool, typer.Option("--deep", help="Also decode every record and check the manifest's counts.")
+    ] = False,
+    as_json: JsonFlag = False,
+) -> None:
+    """Verify a bundle offline: signatures, manifest, every file."""
+    from bundlekit.cli import render
+    from bundlekit.verify import VerifyOptions, check_bundle
+
+    report = check_bundle(
+        bundle, VerifyOptions(trust_dir=trust, keys=tuple(key or ()), threshold=threshold, deep=deep)
+    )
+    render.verification(report, as_json)
+    raise typer.Exit(int(report.exit_code))
+
+
+@app.command()
+def inspect(
+    bundle: Annotated[Path, typer.Argument(help="Bundle directory.")],
+    trust: TrustDir = None,
+    key: TrustKeys = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Show what a bundle holds: signals, counts, time window, services, files, signers."""
+    from bundlekit.cli import render
+    from bundlekit.inspect import inspect_bundle
+    from bundlekit.verify import TrustStore
+
+    store = TrustStore.load(trust, tuple(key or ())) if (trust or key) else None
+    render.inspection(inspect_bundle(bundle, store), as_json)
+
+
+def _register_optional_commands() -> None:
+    try:
+        from bundlekit.cli import replay_cmd
+    except ImportError:  # the replay command ships separately during development
+        return
+    replay_cmd.register(app)
+
+
+_register_optional_commands()

@@ -1,0 +1,159 @@
+"""Human (rich) and machine (JSON) output for CLI commands."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from bundlekit.format.dsse import Envelope
+    from bundlekit.keys import GeneratedKey
+    from bundlekit.pack import PackResult
+    from bundlekit.verify.report import VerificationReport
+
+
+def _console(stderr: bool = False) -> Console:
+    from rich.console import Console
+
+    return Console(stderr=stderr, highlight=False, soft_wrap=True)
+
+
+def emit_json(document: Any) -> None:
+    sys.stdout.write(json.dumps(document, indent=2, sort_keys=True) + "\n")
+
+
+@contextmanager
+def progress(label: str, enabled: bool = True) -> Iterator[Callable[[int, int], None] | None]:
+    """A progress bar on a terminal (stderr); a no-op elsewhere."""
+    if not enabled or not sys.stderr.isatty():
+        yield None
+        return
+    from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn
+
+    with Progress(
+        f"[bold]{label}",
+        BarColumn(),
+        DownloadColumn(),
+        TimeRemainingColumn(),
+        console=_console(stderr=True),
+        transient=True,
+    ) as bar:
+        task = bar.add_task(label, total=None)
+
+        def advance(done: int, total: int) -> None:
+            bar.update(task, completed=done, total=total)
+
+        yield advance
+
+
+def keygen(generated: GeneratedKey, as_json: bool) -> None:
+    doc = {
+        "private": str(generated.private_path),
+        "public": str(generated.public_path),
+        "keyid": generated.keyid,
+        "type": generated.key_type.value,
+        "encrypted": generated.encrypted,
+    }
+    if as_json:
+        emit_json(doc)
+        return
+    con = _console()
+    con.print(f"wrote {generated.private_path} ({'encrypted' if generated.encrypted else 'UNENCRYPTED'})")
+    con.print(f"wrote {generated.public_path}")
+    con.print(f"key id {generated.keyid}")
+
+
+def packed(result: PackResult, as_json: bool) -> None:
+    manifest = result.manifest
+    if as_json:
+        emit_json(
+            {
+                "bundle": str(result.path),
+                "bundleId": manifest.bundle_id,
+                "signedBy": list(result.signed_by),
+                "totals": manifest.document["predicate"]["totals"],
+                "window": manifest.document["predicate"].get("window"),
+            }
+        )
+        return
+    con = _console()
+    con.print(f"packed {result.path} (bundle {manifest.bundle_id})")
+    for signal, totals in manifest.signal_totals().items():
+        con.print(f"  {signal:8} {totals['records']:>12,} records in {totals['files']} segment(s)")
+    if result.signed_by:
+        for keyid in result.signed_by:
+            con.print(f"  signed by {keyid}")
+    else:
+        con.print("  unsigned: run `bundlekit sign` before handing it over")
+
+
+def signed(bundle: Path, envelope: Envelope, as_json: bool) -> None:
+    keyids = [s.keyid for s in envelope.signatures]
+    if as_json:
+        emit_json({"bundle": str(bundle), "signatures": keyids})
+        return
+    _console().print(f"{bundle}: {len(keyids)} signature(s): " + ", ".join(k[:16] + "…" for k in keyids))
+
+
+def verification(report: VerificationReport, as_json: bool) -> None:
+    if as_json:
+        emit_json(report.to_json())
+        return
+    con = _console(stderr=not report.ok)
+    if report.ok:
+        who = ", ".join(f"{s.keyid[:16]}… ({s.source})" for s in report.signers)
+        con.print(f"OK {report.bundle}")
+        con.print(f"  signatures: {len(report.signers)} trusted (threshold {report.threshold}): {who}")
+        con.print(f"  files: {report.files_checked} checked, {report.bytes_hashed:,} bytes hashed")
+        if report.deep:
+            con.print(f"  deep: {report.records_checked:,} records decoded and matched the manifest")
+    else:
+        con.print(f"FAILED {report.bundle} ({len(report.failures)} problem(s))")
+        for finding in report.failures:
+            con.print(f"  {finding}")
+    for note in report.notes:
+        con.print(f"  note: {note}")
+
+
+def inspection(doc: dict[str, Any], as_json: bool) -> None:
+    if as_json:
+        emit_json(doc)
+        return
+    from rich.table import Table
+
+    con = _console()
+    con.print(f"bundle {doc['bundle']}  id {doc['bundleId']}")
+    con.print(f"  created {doc['created']}  profile {doc['profile']}  retain until "
+              f"{doc['retention']['retainUntil']}")
+    if doc["custody"]:
+        con.print("  custody " + ", ".join(f"{k}={v}" for k, v in doc["custody"].items()))
+    if doc["window"]:
+        con.print(f"  window {doc['window']['earliest']} .. {doc['window']['latest']}")
+    con.print(f"  services {', '.join(doc['services']) or '(none)'}")
+    table = Table("signal", "files", "requests", "records", "earliest", "latest")
+    for signal, totals in doc["signals"].items():
+        window = totals.get("window") or {}
+        table.add_row(
+            signal,
+            str(totals["files"]),
+            f"{totals['requests']:,}",
+            f"{totals['records']:,}",
+            window.get("earliest", "-"),
+            window.get("latest", "-"),
+        )
+    con.print(table)
+    for item in doc["files"]:
+        if item["role"] not in ("traces", "metrics", "logs"):
+            title = f"  ({item['title']})" if item.get("title") else ""
+            con.print(f"  {item['role']:16} {item['name']}{title}")
+    if not doc["signers"]:
+        con.print("  signers: none (unsigned)")
+    for signer in doc["signers"]:
+        state = {True: "trusted", False: "NOT trusted", None: "not checked"}[signer["trusted"]]
+        con.print(f"  signer {signer['keyid'][:16]}…  {state}")

@@ -1,0 +1,85 @@
+"""Collector config and Grafana dashboards: checked before they are packed.
+
+A bundle whose dashboard does not open or whose collector config does not
+parse is useless to an auditor, so pack refuses them with a clear error
+instead of carrying them along.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from bundlekit.errors import InputError
+from bundlekit.limits import Limits
+
+_SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,200}\.json$")
+
+
+@dataclass(frozen=True)
+class Dashboard:
+    filename: str
+    title: str
+    data: bytes
+
+
+def _read_bounded(path: Path, limits: Limits, what: str) -> bytes:
+    if not path.is_file():
+        raise InputError(f"{what} not found or not a regular file: {path}")
+    if path.stat().st_size > limits.max_config_bytes:
+        raise InputError(f"{what} {path} is larger than {limits.max_config_bytes} bytes")
+    return path.read_bytes()
+
+
+def read_collector_config(path: Path, limits: Limits) -> bytes:
+    """The config bytes, after checking they are a YAML mapping."""
+    import yaml
+
+    data = _read_bounded(path, limits, "collector config")
+    try:
+        document = yaml.safe_load(data)
+    except yaml.YAMLError as exc:
+        raise InputError(
+            f"collector config {path} is not valid YAML: {exc}",
+            "fix the YAML, or leave out --config",
+        ) from exc
+    if not isinstance(document, dict):
+        raise InputError(
+            f"collector config {path} is not a YAML mapping",
+            "an OpenTelemetry Collector config has top-level receivers/exporters/service keys",
+        )
+    return data
+
+
+def read_dashboards(directory: Path, limits: Limits) -> list[Dashboard]:
+    """Every ``*.json`` in ``directory``; each must parse and carry a title."""
+    if not directory.is_dir():
+        raise InputError(f"dashboards directory not found: {directory}")
+    found = sorted(p for p in directory.iterdir() if p.suffix == ".json")
+    if not found:
+        raise InputError(f"no *.json dashboards in {directory}")
+    return [_read_dashboard(path, limits) for path in found]
+
+
+def _read_dashboard(path: Path, limits: Limits) -> Dashboard:
+    if not _SAFE_NAME.match(path.name):
+        raise InputError(
+            f"dashboard file name {path.name!r} is not allowed in a bundle",
+            "use letters, digits, '.', '_' and '-' only",
+        )
+    data = _read_bounded(path, limits, "dashboard")
+    try:
+        document = json.loads(data)
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise InputError(f"dashboard {path} is not valid JSON: {exc}") from exc
+    inner = document.get("dashboard") if isinstance(document, dict) else None
+    holder = inner if isinstance(inner, dict) else document
+    title = holder.get("title") if isinstance(holder, dict) else None
+    if not isinstance(title, str) or not title.strip():
+        raise InputError(
+            f"dashboard {path} has no title",
+            "a Grafana dashboard JSON has a non-empty top-level \"title\"",
+        )
+    return Dashboard(path.name, title, data)

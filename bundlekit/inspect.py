@@ -1,0 +1,69 @@
+"""A summary of a bundle for people: what is in it, when, from whom, signed by whom.
+
+Inspect reads only the manifest and envelope; it does not vouch for them.
+The summary says whether signatures were checked, and against which keys.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from bundlekit.errors import FormatError
+from bundlekit.format import layout
+from bundlekit.format.dsse import Envelope
+from bundlekit.format.manifest import Manifest
+from bundlekit.limits import DEFAULT_LIMITS, Limits
+from bundlekit.verify.signatures import check_signatures
+from bundlekit.verify.source import DirectorySource
+from bundlekit.verify.trust import TrustStore
+
+
+def inspect_bundle(
+    path: Path, trust: TrustStore | None = None, limits: Limits = DEFAULT_LIMITS
+) -> dict[str, Any]:
+    """Describe the bundle as a JSON-ready dict (see docs/cli.md for the fields)."""
+    source = DirectorySource(path, limits)
+    raw = source.read_small(layout.MANIFEST_NAME, limits.max_manifest_bytes)
+    if raw is None:
+        raise FormatError(f"{path} has no manifest.json", "this is not a bundlekit bundle")
+    manifest = Manifest.from_bytes(raw, limits)
+    predicate = manifest.document["predicate"]
+    envelope_raw = source.read_small(layout.ENVELOPE_NAME, limits.max_envelope_bytes)
+    signers: list[dict[str, Any]] = []
+    if envelope_raw is not None:
+        envelope = Envelope.from_bytes(envelope_raw, limits)
+        trusted = {k.keyid for k in check_signatures(envelope, trust).accepted} if trust else set()
+        signers = [
+            {
+                "keyid": s.keyid,
+                "trusted": (s.keyid in trusted) if trust else None,
+                "matchesManifest": envelope.payload == raw,
+            }
+            for s in envelope.signatures
+        ]
+    return {
+        "bundle": str(path),
+        "bundleId": manifest.bundle_id,
+        "created": manifest.created,
+        "profile": manifest.profile,
+        "producer": predicate["producer"],
+        "custody": predicate["custody"],
+        "retention": predicate["retention"],
+        "window": predicate.get("window"),
+        "services": manifest.services,
+        "signals": manifest.signal_totals(),
+        "totals": {k: v for k, v in predicate["totals"].items() if k != "signals"},
+        "files": [
+            {
+                "name": f.name,
+                "role": f.role.value,
+                "size": f.size,
+                "records": f.records,
+                "title": f.title,
+            }
+            for f in manifest.files
+        ],
+        "signers": signers,
+        "signaturesChecked": trust is not None,
+    }

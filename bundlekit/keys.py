@@ -1,0 +1,246 @@
+"""Signing keys: generation, loading, key ids, signing and verification.
+
+Three key types: Ed25519 (default), ECDSA P-256 with SHA-256 (DER signatures)
+and RSA-PSS 3072 with SHA-256 (MGF1-SHA256, salt = digest length).  These are
+exactly the schemes securesystemslib and cosign verify, so bundles can be
+checked by tools other than bundlekit.
+
+A key id is the hex SHA-256 of the public key's SubjectPublicKeyInfo DER.  It
+is only a hint for finding the key: verification always tries the signature
+against the trusted key itself.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass
+from enum import Enum
+from pathlib import Path
+from typing import Any, Protocol
+
+from bundlekit.errors import KeyError_, UsageError
+
+PASSPHRASE_ENV = "BUNDLEKIT_PASSPHRASE"
+PRIVATE_SUFFIX = ".key"
+PUBLIC_SUFFIX = ".pub"
+
+
+class KeyType(str, Enum):
+    ED25519 = "ed25519"
+    ECDSA_P256 = "ecdsa-p256"
+    RSA_PSS_3072 = "rsa-pss-3072"
+
+
+class Signer(Protocol):
+    """Anything that can sign the DSSE PAE bytes (local key, Sigstore, HSM...)."""
+
+    @property
+    def keyid(self) -> str: ...
+
+    def sign(self, data: bytes) -> bytes: ...
+
+
+@dataclass(frozen=True)
+class PublicKey:
+    key: Any
+    keyid: str
+    key_type: KeyType
+    source: str = ""
+
+    def verify(self, signature: bytes, data: bytes) -> bool:
+        """True if ``signature`` is this key's over ``data``; never raises on a bad signature."""
+        from cryptography.exceptions import InvalidSignature
+        from cryptography.hazmat.primitives import hashes
+        from cryptography.hazmat.primitives.asymmetric import ec, padding
+
+        try:
+            if self.key_type is KeyType.ED25519:
+                self.key.verify(signature, data)
+            elif self.key_type is KeyType.ECDSA_P256:
+                self.key.verify(signature, data, ec.ECDSA(hashes.SHA256()))
+            else:
+                self.key.verify(
+                    signature,
+                    data,
+                    padding.PSS(mgf=padding.MGF1(hashes.SHA256()), salt_length=padding.PSS.AUTO),
+                    hashes.SHA256(),
+                )
+        except (InvalidSignature, ValueError):
+            return False
+        return True
+
+    def pem(self) -> bytes:
+        from cryptography.hazmat.primitives import serialization
+
+        return bytes(
+            self.key.public_bytes(
+                serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+            )
+        )
+
+
+@dataclass(frozen=True)
+class PrivateKey:
+    """A local private key; satisfies :class:`Signer`."""
+
+    key: Any
+    public: PublicKey
+
+    @property
+    def keyid(self) -> str:
+        return self.public.keyid
+
+    def sign(self, data: bytes) -> bytes:
+        from cryptography.hazmat.primitives import hashes
+        from cryptography.hazmat.primitives.asymmetric import ec, padding
+
+        kind = self.public.key_type
+        if kind is KeyType.ED25519:
+            return bytes(self.key.sign(data))
+        if kind is KeyType.ECDSA_P256:
+            return bytes(self.key.sign(data, ec.ECDSA(hashes.SHA256())))
+        return bytes(
+            self.key.sign(
+                data,
+                padding.PSS(mgf=padding.MGF1(hashes.SHA256()), salt_length=padding.PSS.DIGEST_LENGTH),
+                hashes.SHA256(),
+            )
+        )
+
+
+def keyid_of(public_key: Any) -> str:
+    from cryptography.hazmat.primitives import serialization
+
+    der = public_key.public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    return hashlib.sha256(der).hexdigest()
+
+
+def _key_type(public_key: Any, source: str) -> KeyType:
+    from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
+
+    if isinstance(public_key, ed25519.Ed25519PublicKey):
+        return KeyType.ED25519
+    if isinstance(public_key, ec.EllipticCurvePublicKey) and isinstance(public_key.curve, ec.SECP256R1):
+        return KeyType.ECDSA_P256
+    if isinstance(public_key, rsa.RSAPublicKey) and public_key.key_size >= 3072:
+        return KeyType.RSA_PSS_3072
+    raise KeyError_(
+        f"{source}: unsupported key type {type(public_key).__name__}",
+        "bundlekit uses Ed25519, ECDSA P-256 or RSA (3072 bits or more); run `bundlekit keygen`",
+    )
+
+
+def public_key_from_pem(data: bytes, source: str = "<memory>") -> PublicKey:
+    from cryptography.hazmat.primitives import serialization
+
+    try:
+        key = serialization.load_pem_public_key(data)
+    except ValueError as exc:
+        raise KeyError_(
+            f"{source} is not a PEM public key ({exc})",
+            "pass the .pub file written by `bundlekit keygen`",
+        ) from exc
+    return PublicKey(key, keyid_of(key), _key_type(key, source), source)
+
+
+def load_public_key(path: Path) -> PublicKey:
+    return public_key_from_pem(_read_key_file(path), str(path))
+
+
+def load_private_key(path: Path, passphrase: bytes | None = None) -> PrivateKey:
+    """Load a PKCS#8 PEM private key; ``passphrase`` defaults to $BUNDLEKIT_PASSPHRASE."""
+    from cryptography.hazmat.primitives import serialization
+
+    data = _read_key_file(path)
+    if passphrase is None and os.environ.get(PASSPHRASE_ENV):
+        passphrase = os.environ[PASSPHRASE_ENV].encode("utf-8")
+    try:
+        key = serialization.load_pem_private_key(data, password=passphrase)
+    except TypeError as exc:
+        if passphrase is None:
+            raise KeyError_(
+                f"{path} is encrypted and no passphrase was given",
+                f"set {PASSPHRASE_ENV} or run interactively to be prompted",
+            ) from exc
+        raise KeyError_(f"{path} is not encrypted but a passphrase was given") from exc
+    except ValueError as exc:
+        raise KeyError_(
+            f"cannot load private key {path}: wrong passphrase or not a PEM private key",
+            f"check {PASSPHRASE_ENV}, or pass the .key file written by `bundlekit keygen`",
+        ) from exc
+    public = key.public_key()
+    return PrivateKey(key, PublicKey(public, keyid_of(public), _key_type(public, str(path)), str(path)))
+
+
+def is_encrypted(path: Path) -> bool:
+    return b"ENCRYPTED" in _read_key_file(path)[:64]
+
+
+def _read_key_file(path: Path) -> bytes:
+    try:
+        if path.stat().st_size > 1 << 20:
+            raise KeyError_(f"{path} is too large to be a key file")
+        return path.read_bytes()
+    except FileNotFoundError as exc:
+        raise UsageError(f"key file not found: {path}") from exc
+    except IsADirectoryError as exc:
+        raise UsageError(f"{path} is a directory, not a key file") from exc
+    except PermissionError as exc:
+        raise UsageError(f"cannot read key file {path}: permission denied") from exc
+
+
+@dataclass(frozen=True)
+class GeneratedKey:
+    private_path: Path
+    public_path: Path
+    keyid: str
+    key_type: KeyType
+    encrypted: bool
+
+
+def generate_key(
+    prefix: Path, key_type: KeyType = KeyType.ED25519, passphrase: bytes | None = None
+) -> GeneratedKey:
+    """Write ``PREFIX.key`` (PKCS#8 PEM, mode 0600) and ``PREFIX.pub``.
+
+    The private key is encrypted with ``passphrase``; ``None`` writes it
+    unencrypted (the CLI only allows that with an explicit flag).  Refuses to
+    overwrite existing files, so a key is never lost by accident.
+    """
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
+
+    from bundlekit.fsutil import atomic_write
+
+    private_path = prefix.with_name(prefix.name + PRIVATE_SUFFIX)
+    public_path = prefix.with_name(prefix.name + PUBLIC_SUFFIX)
+    for path in (private_path, public_path):
+        if path.exists():
+            raise UsageError(f"{path} already exists", "choose another --out or remove it first")
+    if not prefix.parent.is_dir():
+        raise UsageError(f"directory {prefix.parent} does not exist")
+    key: Any
+    if key_type is KeyType.ED25519:
+        key = ed25519.Ed25519PrivateKey.generate()
+    elif key_type is KeyType.ECDSA_P256:
+        key = ec.generate_private_key(ec.SECP256R1())
+    else:
+        key = rsa.generate_private_key(public_exponent=65537, key_size=3072)
+    encryption: Any = (
+        serialization.BestAvailableEncryption(passphrase)
+        if passphrase
+        else serialization.NoEncryption()
+    )
+    private_pem = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, encryption
+    )
+    public = key.public_key()
+    public_pem = public.public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    atomic_write(private_path, private_pem, mode=0o600)
+    atomic_write(public_path, public_pem, mode=0o644)
+    return GeneratedKey(private_path, public_path, keyid_of(public), key_type, bool(passphrase))

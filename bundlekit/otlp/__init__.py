@@ -1,0 +1,1 @@
+"""OpenTelemetry protocol knowledge: signals, request types, record statistics."""

@@ -1,0 +1,193 @@
+"""Reading OTLP input files: one request, or a length-delimited stream of them.
+
+Two on-disk forms are accepted, told apart by the first byte:
+
+* a single serialized ``Export*ServiceRequest`` always starts with ``0x0a``
+  (field 1, length-delimited), because every request's first field is its
+  repeated resource list;
+* a length-delimited stream (4-byte big-endian length, then the request, as
+  the Collector's file exporter writes with ``format: proto``) starts with the
+  high byte of a length, which is ``0x00`` for any request under 16 MiB.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from bundlekit.errors import InputError
+from bundlekit.format.segment import FRAME_HEADER_BYTES
+from bundlekit.limits import DEFAULT_LIMITS, Limits
+from bundlekit.otlp.signals import SIGNALS, Signal
+
+_SINGLE_REQUEST_TAG = 0x0A
+#: Largest request accepted in an input file before splitting (bigger ones are refused).
+MAX_INPUT_REQUEST_BYTES = 256 * 1024 * 1024
+#: How many records are looked at to tell signals apart.
+_DETECT_RECORDS = 64
+
+
+def iter_input_requests(path: Path, limits: Limits = DEFAULT_LIMITS) -> Iterator[bytes]:
+    """Yield each request stored in ``path`` (either form), unsplit."""
+    try:
+        handle = open(path, "rb")  # noqa: SIM115 - closed in finally, generator-friendly
+    except FileNotFoundError as exc:
+        raise InputError(f"input file not found: {path}") from exc
+    except IsADirectoryError as exc:
+        raise InputError(f"{path} is a directory", "pass OTLP files, not directories") from exc
+    except PermissionError as exc:
+        raise InputError(f"cannot read {path}: permission denied") from exc
+    try:
+        first = handle.read(1)
+        if not first:
+            raise InputError(f"{path} is empty", "pass a file of OTLP protobuf requests")
+        handle.seek(0)
+        if first[0] == _SINGLE_REQUEST_TAG:
+            size = path.stat().st_size
+            if size > MAX_INPUT_REQUEST_BYTES:
+                raise InputError(
+                    f"{path} holds a single {size}-byte request, too large to read at once",
+                    "write it as a length-delimited stream of smaller requests",
+                )
+            yield handle.read()
+            return
+        offset = 0
+        while True:
+            header = handle.read(FRAME_HEADER_BYTES)
+            if not header:
+                return
+            if len(header) < FRAME_HEADER_BYTES:
+                raise _truncated(path, offset)
+            length = int.from_bytes(header, "big")
+            if length > MAX_INPUT_REQUEST_BYTES:
+                raise InputError(
+                    f"{path}: record at byte {offset} claims {length} bytes",
+                    "the file is not an OTLP protobuf file (single request or length-delimited "
+                    "stream)",
+                )
+            body = handle.read(length)
+            if len(body) < length:
+                raise _truncated(path, offset)
+            offset += FRAME_HEADER_BYTES + length
+            yield body
+    finally:
+        handle.close()
+
+
+def _truncated(path: Path, offset: int) -> InputError:
+    return InputError(
+        f"{path} is truncated: the record at byte {offset} runs past the end of the file",
+        "the file was cut short while being written or copied",
+    )
+
+
+def detect_signal(path: Path, limits: Limits = DEFAULT_LIMITS) -> Signal:
+    """Tell which signal a file holds from its first non-empty request."""
+    for data in iter_input_requests(path, limits):
+        matches = [s for s in SIGNALS if _looks_like(s, data)]
+        if len(matches) == 1:
+            return matches[0]
+        if matches:
+            continue  # an empty or ambiguous request: look at the next
+        raise InputError(
+            f"{path} does not parse as OTLP traces, metrics or logs",
+            "pass Export*ServiceRequest protobuf, or name the signal with --traces/--metrics/--logs",
+        )
+    raise InputError(
+        f"cannot tell which signal {path} holds (no records)",
+        "name the signal with --traces, --metrics or --logs",
+    )
+
+
+def _looks_like(signal: Signal, data: bytes) -> bool:
+    from google.protobuf import unknown_fields
+
+    spec = signal.spec
+    request = spec.request_class()
+    try:
+        request.ParseFromString(data)
+    except Exception:  # DecodeError: wire types do not fit this signal
+        return False
+    seen = 0
+    for resource in getattr(request, spec.resource_field):
+        for scope in getattr(resource, spec.scope_field):
+            if len(unknown_fields.UnknownFieldSet(scope)):
+                return False
+            for record in getattr(scope, spec.record_field):
+                if len(unknown_fields.UnknownFieldSet(record)):
+                    return False
+                seen += 1
+                if seen >= _DETECT_RECORDS:
+                    return True
+    return seen > 0
+
+
+def parse_request(signal: Signal, data: bytes, where: str) -> Any:
+    """Decode ``data`` fully as ``signal``'s request; InputError naming ``where`` if it fails."""
+    request = signal.spec.request_class()
+    try:
+        request.ParseFromString(data)
+    except Exception as exc:
+        raise InputError(
+            f"{where}: not a valid {signal.value} request ({exc})",
+            "check that the file holds this signal, or name the signal explicitly",
+        ) from exc
+    return request
+
+
+def split_request(signal: Signal, data: bytes, max_bytes: int, where: str) -> list[bytes]:
+    """Split one oversized request into requests of at most ``max_bytes``.
+
+    Records keep their resource and scope; their order is preserved.  A single
+    record that alone exceeds the bound cannot be split and is refused.
+    """
+    spec = signal.spec
+    request = parse_request(signal, data, where)
+    flat: list[tuple[Any, Any, Any]] = [
+        (resource, scope, record)
+        for resource in getattr(request, spec.resource_field)
+        for scope in getattr(resource, spec.scope_field)
+        for record in getattr(scope, spec.record_field)
+    ]
+    out: list[bytes] = []
+    _split_into(signal, flat, max_bytes, where, out)
+    return out
+
+
+def _split_into(
+    signal: Signal, flat: list[tuple[Any, Any, Any]], max_bytes: int, where: str, out: list[bytes]
+) -> None:
+    encoded = _assemble(signal, flat).SerializeToString()
+    if len(encoded) <= max_bytes:
+        out.append(encoded)
+        return
+    if len(flat) == 1:
+        raise InputError(
+            f"{where}: one {signal.value} record is {len(encoded)} bytes, over the "
+            f"{max_bytes}-byte request limit",
+            "such a record cannot be replayed through a standard OTLP receiver",
+        )
+    middle = len(flat) // 2
+    _split_into(signal, flat[:middle], max_bytes, where, out)
+    _split_into(signal, flat[middle:], max_bytes, where, out)
+
+
+def _assemble(signal: Signal, flat: list[tuple[Any, Any, Any]]) -> Any:
+    spec = signal.spec
+    request = spec.request_class()
+    last_resource = last_scope = None
+    new_resource = new_scope = None
+    for resource, scope, record in flat:
+        if resource is not last_resource:
+            new_resource = getattr(request, spec.resource_field).add()
+            new_resource.resource.CopyFrom(resource.resource)
+            new_resource.schema_url = resource.schema_url
+            last_resource, last_scope = resource, None
+        if scope is not last_scope:
+            new_scope = getattr(new_resource, spec.scope_field).add()
+            new_scope.scope.CopyFrom(scope.scope)
+            new_scope.schema_url = scope.schema_url
+            last_scope = scope
+        getattr(new_scope, spec.record_field).add().CopyFrom(record)
+    return request

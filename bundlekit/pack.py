@@ -1,0 +1,304 @@
+"""Pack OTLP files, collector config, dashboards and attachments into a bundle.
+
+One streaming pass per input: requests are framed into segments of bounded
+size while their statistics are gathered; each full segment is compressed,
+hashed and written by a background thread while the next one fills, so memory
+holds at most two segments however large the input.  Everything is written
+into a temporary sibling directory that is renamed into place only at the end.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import platform
+import uuid
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from bundlekit._version import __version__
+from bundlekit.errors import InputError, UsageError
+from bundlekit.format import layout
+from bundlekit.format.dsse import Envelope, Signature
+from bundlekit.format.layout import Role
+from bundlekit.format.manifest import (
+    PAYLOAD_TYPE,
+    PROFILE_RETENTION_DAYS,
+    PROFILES,
+    Custody,
+    FileEntry,
+    Manifest,
+    build_manifest,
+)
+from bundlekit.format.segment import compress_segment
+from bundlekit.format.timefmt import created_ns_default
+from bundlekit.fsutil import staged_directory, write_file_synced
+from bundlekit.inputs_config import Dashboard, read_collector_config, read_dashboards
+from bundlekit.keys import Signer
+from bundlekit.limits import DEFAULT_LIMITS, Limits
+from bundlekit.otlp.inputs import detect_signal, iter_input_requests, split_request
+from bundlekit.otlp.signals import SIGNALS, Signal
+from bundlekit.otlp.stats import SignalStats, StatsCollector
+from bundlekit.retention import resolve_retention
+
+_COPY_CHUNK = 1 << 20
+
+
+@dataclass(frozen=True)
+class PackInput:
+    """An OTLP input file; ``signal`` None means detect it from the content."""
+
+    path: Path
+    signal: Signal | None = None
+
+
+@dataclass(frozen=True)
+class PackOptions:
+    config: Path | None = None
+    dashboards: Path | None = None
+    attachments: Sequence[Path] = ()
+    profile: str = "default"
+    custody: Custody = field(default_factory=Custody)
+    #: "N" or "Nd" days from creation, or a date "YYYY-MM-DD"; None uses the profile.
+    retention: str | None = None
+    bundle_id: str | None = None
+    #: Creation time in Unix nanoseconds; None uses $SOURCE_DATE_EPOCH or now.
+    created_ns: int | None = None
+    compression_level: int = 3
+    #: zstd worker threads per segment (0 = compress on the background thread only).
+    compression_threads: int = 2
+    limits: Limits = DEFAULT_LIMITS
+
+
+@dataclass(frozen=True)
+class PackResult:
+    path: Path
+    manifest: Manifest
+    signed_by: tuple[str, ...]
+
+
+#: Called with (bytes of input consumed so far, total input bytes).
+ProgressCallback = Callable[[int, int], None]
+
+
+def pack_bundle(
+    inputs: Sequence[PackInput | Path],
+    out: Path,
+    options: PackOptions = PackOptions(),  # noqa: B008 - frozen, safe default
+    signers: Sequence[Signer] = (),
+    progress: ProgressCallback | None = None,
+) -> PackResult:
+    """Write a bundle directory at ``out`` and return its manifest.
+
+    Raises a UsageError/InputError subclass of BundlekitError on bad input;
+    nothing is left at ``out`` unless the whole bundle was written.
+    """
+    if options.profile not in PROFILES:
+        raise UsageError(f"unknown profile {options.profile!r}", f"choose one of {', '.join(PROFILES)}")
+    specs = [i if isinstance(i, PackInput) else PackInput(Path(i)) for i in inputs]
+    if not specs:
+        raise UsageError("nothing to pack", "pass at least one OTLP input file")
+    resolved = [(spec.path, spec.signal or detect_signal(spec.path, options.limits)) for spec in specs]
+    config = read_collector_config(options.config, options.limits) if options.config else None
+    dashboards = read_dashboards(options.dashboards, options.limits) if options.dashboards else []
+    attachments = _attachment_names(options.attachments)
+    created_ns = options.created_ns if options.created_ns is not None else created_ns_default()
+    retain_until, basis = resolve_retention(options.retention, options.profile, created_ns)
+    bundle_id = options.bundle_id or str(uuid.uuid4())
+    total_bytes = sum(path.stat().st_size for path, _ in resolved)
+
+    with staged_directory(out) as staging:
+        writer = _SegmentWriter(staging, options, progress, total_bytes)
+        for signal in SIGNALS:
+            for path, sig in resolved:
+                if sig is signal:
+                    writer.add_input(path, signal)
+            writer.finish_signal()
+        entries = writer.close()
+        if config is not None:
+            entries.append(_write_small(staging, layout.CONFIG_NAME, config, Role.COLLECTOR_CONFIG))
+        for dashboard in dashboards:
+            entries.append(_write_dashboard(staging, dashboard))
+        for name, source in attachments:
+            entries.append(_copy_attachment(staging, name, source))
+        manifest = build_manifest(
+            entries,
+            bundle_id=bundle_id,
+            created_ns=created_ns,
+            producer={
+                "tool": "bundlekit",
+                "version": __version__,
+                "python": platform.python_version(),
+                "platform": platform.platform(),
+            },
+            profile=options.profile,
+            custody=options.custody,
+            retain_until=retain_until,
+            retention_basis=basis,
+            limits=options.limits,
+        )
+        write_file_synced(staging / layout.MANIFEST_NAME, manifest.raw)
+        if signers:
+            envelope = Envelope(PAYLOAD_TYPE, manifest.raw)
+            for signer in signers:
+                envelope = envelope.with_signature(Signature(signer.keyid, signer.sign(envelope.pae())))
+            write_file_synced(staging / layout.ENVELOPE_NAME, envelope.to_bytes())
+    return PackResult(out, manifest, tuple(s.keyid for s in signers))
+
+
+class _SegmentWriter:
+    """Frames requests into bounded segments and writes them in the background."""
+
+    def __init__(
+        self, root: Path, options: PackOptions, progress: ProgressCallback | None, total: int
+    ) -> None:
+        self._root = root
+        self._options = options
+        self._limits = options.limits
+        self._progress = progress
+        self._total = total
+        self._consumed = 0
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="bundlekit-compress")
+        self._pending: Future[FileEntry] | None = None
+        self._entries: list[FileEntry] = []
+        self._signal: Signal | None = None
+        self._index = 0
+        self._buffer = bytearray()
+        self._stats: StatsCollector | None = None
+
+    def add_input(self, path: Path, signal: Signal) -> None:
+        if self._signal is not signal:
+            self._signal, self._index = signal, 0
+        limit = self._limits.max_request_bytes
+        for data in iter_input_requests(path, self._limits):
+            self._consumed += len(data) + 4
+            if len(data) > limit:
+                for part in split_request(signal, data, limit, str(path)):
+                    self._add(signal, part, path)
+            else:
+                self._add(signal, data, path)
+            if self._progress:
+                self._progress(self._consumed, self._total)
+
+    def _add(self, signal: Signal, data: bytes, path: Path) -> None:
+        if self._buffer and len(self._buffer) + 4 + len(data) > self._limits.max_segment_bytes:
+            self._flush()
+        if self._stats is None:
+            self._stats = StatsCollector(signal)
+        try:
+            self._stats.add(data)
+        except Exception as exc:
+            raise InputError(
+                f"{path}: a request is not valid {signal.value} data ({exc})",
+                "check the file holds this signal, or name the signal with --traces/--metrics/--logs",
+            ) from exc
+        self._buffer += len(data).to_bytes(4, "big")
+        self._buffer += data
+
+    def finish_signal(self) -> None:
+        if self._buffer:
+            self._flush()
+
+    def _flush(self) -> None:
+        assert self._signal is not None and self._stats is not None
+        self._index += 1
+        name = layout.segment_name(self._signal, self._index)
+        raw, self._buffer = self._buffer, bytearray()
+        stats, self._stats = self._stats.stats, None
+        self._collect()  # at most one segment compressing while the next fills
+        signal = self._signal
+        self._pending = self._pool.submit(self._write_segment, name, signal, raw, stats)
+
+    def _write_segment(
+        self, name: str, signal: Signal, raw: bytearray, stats: SignalStats
+    ) -> FileEntry:
+        blob = compress_segment(
+            raw, level=self._options.compression_level, threads=self._options.compression_threads
+        )
+        write_file_synced(self._root / name, blob)
+        return FileEntry(
+            name=name,
+            role=Role(signal.value),
+            media_type=layout.MEDIA_TYPES[Role(signal.value)],
+            sha256=hashlib.sha256(blob).hexdigest(),
+            size=len(blob),
+            uncompressed_size=len(raw),
+            requests=stats.requests,
+            records=stats.records,
+            earliest_ns=stats.earliest_ns,
+            latest_ns=stats.latest_ns,
+            services=tuple(sorted(stats.services)),
+        )
+
+    def _collect(self) -> None:
+        if self._pending is not None:
+            self._entries.append(self._pending.result())
+            self._pending = None
+
+    def close(self) -> list[FileEntry]:
+        try:
+            self._collect()
+        finally:
+            self._pool.shutdown(wait=True)
+        return self._entries
+
+
+def _write_small(root: Path, name: str, data: bytes, role: Role, title: str | None = None) -> FileEntry:
+    write_file_synced(root / name, data)
+    return FileEntry(
+        name=name,
+        role=role,
+        media_type=layout.MEDIA_TYPES[role],
+        sha256=hashlib.sha256(data).hexdigest(),
+        size=len(data),
+        uncompressed_size=len(data),
+        title=title,
+    )
+
+
+def _write_dashboard(root: Path, dashboard: Dashboard) -> FileEntry:
+    name = f"{layout.DASHBOARDS_DIR}/{dashboard.filename}"
+    return _write_small(root, name, dashboard.data, Role.DASHBOARD, dashboard.title)
+
+
+def _attachment_names(paths: Sequence[Path]) -> list[tuple[str, Path]]:
+    names: dict[str, Path] = {}
+    for path in paths:
+        if not path.is_file():
+            raise InputError(f"attachment not found or not a regular file: {path}")
+        name = f"{layout.ATTACHMENTS_DIR}/{path.name}"
+        try:
+            layout.check_relative_path(name)
+        except Exception as exc:
+            raise InputError(f"attachment name {path.name!r} is not allowed in a bundle") from exc
+        if name in names:
+            raise InputError(
+                f"two attachments are both called {path.name!r}",
+                "rename one of them; attachments are stored by file name",
+            )
+        names[name] = path
+    return list(names.items())
+
+
+def _copy_attachment(root: Path, name: str, source: Path) -> FileEntry:
+    digest = hashlib.sha256()
+    target = root / name
+    target.parent.mkdir(parents=True, exist_ok=True)
+    size = 0
+    with open(source, "rb") as src, open(target, "xb") as dst:
+        while chunk := src.read(_COPY_CHUNK):
+            digest.update(chunk)
+            dst.write(chunk)
+            size += len(chunk)
+        dst.flush()
+        os.fsync(dst.fileno())
+    return FileEntry(
+        name=name,
+        role=Role.ATTACHMENT,
+        media_type=layout.MEDIA_TYPES[Role.ATTACHMENT],
+        sha256=digest.hexdigest(),
+        size=size,
+        uncompressed_size=size,
+    )

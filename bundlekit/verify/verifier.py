@@ -1,0 +1,263 @@
+"""Offline verification of a bundle directory.
+
+Order matters: the envelope and its signatures are checked first, and the
+file checks use the *signed payload* as the manifest, so nothing in the
+bundle is trusted before its signature is.  Every failure is recorded; the
+report says what passed and what did not.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import BinaryIO
+
+from bundlekit.errors import (
+    BundlekitError,
+    FormatError,
+    IntegrityError,
+    SignatureError,
+)
+from bundlekit.format import layout
+from bundlekit.format.dsse import Envelope
+from bundlekit.format.manifest import FileEntry, Manifest
+from bundlekit.limits import DEFAULT_LIMITS, Limits
+from bundlekit.verify.deep import deep_check
+from bundlekit.verify.report import Category, SignerInfo, VerificationReport
+from bundlekit.verify.signatures import check_signatures
+from bundlekit.verify.source import DirectorySource, Listing
+from bundlekit.verify.trust import TrustStore
+
+_HASH_CHUNK = 1 << 20
+
+
+@dataclass(frozen=True)
+class VerifyOptions:
+    trust_dir: Path | None = None
+    keys: Sequence[Path] = ()
+    threshold: int = 1
+    deep: bool = False
+    limits: Limits = DEFAULT_LIMITS
+    #: Files hashed in parallel (hashing releases the GIL).
+    workers: int = 4
+    #: Pre-loaded trust (overrides trust_dir/keys), for callers that hold keys already.
+    trust: TrustStore | None = field(default=None, compare=False)
+
+
+def check_bundle(path: Path, options: VerifyOptions) -> VerificationReport:
+    """Verify ``path`` and return a full report; never raises for a bad bundle.
+
+    Raises UsageError only for caller mistakes (no such path, no trusted keys,
+    threshold below 1).  Files are hashed on background threads while the
+    envelope and manifest are checked, but nothing is decoded or trusted until
+    the manifest's signatures are.
+    """
+    from bundlekit.errors import UsageError
+
+    if options.threshold < 1:
+        raise UsageError("--threshold must be at least 1")
+    trust = options.trust or TrustStore.load(options.trust_dir, options.keys)
+    if options.threshold > len(trust.keys):
+        raise UsageError(
+            f"threshold {options.threshold} is more than the {len(trust.keys)} trusted key(s)",
+            "add trusted keys or lower --threshold",
+        )
+    source = DirectorySource(path, options.limits)
+    report = VerificationReport(str(path), options.threshold, options.deep)
+    try:
+        listing = source.listing()
+    except BundlekitError as exc:
+        report.fail(Category.FORMAT, "listing", exc.message)
+        return report
+    payload = sorted(
+        name
+        for name in listing.files
+        if name != layout.MANIFEST_NAME and not name.startswith(layout.SIGNATURES_DIR + "/")
+    )
+    workers = max(1, min(options.workers, len(payload)))
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="bundlekit-hash") as pool:
+        digests = {name: pool.submit(_hash_file, source, name) for name in payload}
+        manifest = _check_trust(source, trust, options, report)
+        if manifest is not None:
+            report.manifest = manifest
+            _check_files(source, listing, manifest, digests, options, report)
+    return report
+
+
+def _check_trust(
+    source: DirectorySource, trust: TrustStore, options: VerifyOptions, report: VerificationReport
+) -> Manifest | None:
+    limits = options.limits
+    try:
+        manifest_raw = source.read_small(layout.MANIFEST_NAME, limits.max_manifest_bytes)
+        envelope_raw = source.read_small(layout.ENVELOPE_NAME, limits.max_envelope_bytes)
+    except BundlekitError as exc:
+        report.fail(Category.FORMAT, "oversized", exc.message)
+        return None
+    if manifest_raw is None:
+        report.fail(Category.INTEGRITY, "manifest-missing", "manifest.json is missing", layout.MANIFEST_NAME)
+    envelope = None
+    if envelope_raw is None:
+        report.fail(
+            Category.SIGNATURE, "unsigned", "the bundle carries no signature envelope", layout.ENVELOPE_NAME
+        )
+    else:
+        try:
+            envelope = Envelope.from_bytes(envelope_raw, limits)
+        except FormatError as exc:
+            report.fail(Category.FORMAT, "envelope-malformed", exc.message, layout.ENVELOPE_NAME)
+            report.fail(Category.SIGNATURE, "unsigned", "no readable signatures", layout.ENVELOPE_NAME)
+    if envelope is not None:
+        _check_envelope(envelope, trust, options.threshold, report)
+        if manifest_raw is not None and envelope.payload != manifest_raw:
+            report.fail(
+                Category.INTEGRITY,
+                "manifest-mismatch",
+                "manifest.json differs from the signed payload in the envelope",
+                layout.MANIFEST_NAME,
+            )
+    # The signed payload is the manifest of record; manifest.json is its copy.
+    document = envelope.payload if envelope is not None else manifest_raw
+    if document is None:
+        return None
+    try:
+        return Manifest.from_bytes(document, limits)
+    except FormatError as exc:
+        report.fail(Category.FORMAT, "manifest-invalid", exc.message, layout.MANIFEST_NAME)
+        return None
+
+
+def _check_envelope(envelope: Envelope, trust: TrustStore, threshold: int, report: VerificationReport) -> None:
+    from bundlekit.format.manifest import PAYLOAD_TYPE
+
+    if envelope.payload_type != PAYLOAD_TYPE:
+        report.fail(
+            Category.FORMAT,
+            "payload-type",
+            f"payloadType is {envelope.payload_type!r}, expected {PAYLOAD_TYPE!r}",
+            layout.ENVELOPE_NAME,
+        )
+    result = check_signatures(envelope, trust)
+    report.signers = [SignerInfo(k.keyid, k.source) for k in result.accepted]
+    for keyid in result.unmatched:
+        report.notes.append(f"signature with key id {keyid[:16]}… is not by a trusted key or is invalid")
+    for keyid in result.duplicates:
+        report.notes.append(f"key {keyid[:16]}… signed more than once; counted once")
+    if not result.met(threshold):
+        report.fail(
+            Category.SIGNATURE,
+            "threshold",
+            f"{len(result.accepted)} valid signature(s) by trusted keys; {threshold} required",
+            layout.ENVELOPE_NAME,
+        )
+
+
+def _check_files(
+    source: DirectorySource,
+    listing: Listing,
+    manifest: Manifest,
+    digests: dict[str, Future[str | OSError]],
+    options: VerifyOptions,
+    report: VerificationReport,
+) -> None:
+    for name in listing.unsafe:
+        report.fail(Category.INTEGRITY, "unsafe-name", "file name is not allowed in a bundle", name)
+    for name in listing.irregular:
+        report.fail(Category.INTEGRITY, "not-regular", "a link or special file, not a regular file", name)
+    expected = {f.name for f in manifest.files}
+    for name in sorted(digests):
+        if name not in expected:
+            report.fail(Category.INTEGRITY, "extra", "file is not listed in the manifest", name)
+    trusted = not any(f.category is Category.SIGNATURE for f in report.failures)
+    if options.deep and not trusted:
+        report.notes.append("deep checks skipped: the manifest is not signed by enough trusted keys")
+    for entry in manifest.files:
+        size = listing.files.get(entry.name)
+        if size is None:
+            report.fail(Category.INTEGRITY, "missing", "file listed in the manifest is missing", entry.name)
+            continue
+        if size != entry.size:
+            report.fail(
+                Category.INTEGRITY, "size", f"file is {size} bytes, manifest says {entry.size}", entry.name
+            )
+            continue
+        digest = digests[entry.name].result()
+        report.files_checked += 1
+        if isinstance(digest, OSError):
+            report.fail(Category.INTEGRITY, "unreadable", f"cannot read file: {digest}", entry.name)
+            continue
+        report.bytes_hashed += entry.size
+        if digest != entry.sha256:
+            report.fail(Category.INTEGRITY, "digest", "SHA-256 differs from the manifest", entry.name)
+        elif options.deep and trusted and entry.signal is not None:
+            _deep(source, entry, options, report)
+
+
+def _hash_file(source: DirectorySource, name: str) -> str | OSError:
+    """Hex SHA-256 of a listed file (the error instead, to report it per file)."""
+    digest = hashlib.sha256()
+    try:
+        with source.open(name) as stream:
+            while chunk := stream.read(_HASH_CHUNK):
+                digest.update(chunk)
+    except OSError as exc:
+        return exc
+    return digest.hexdigest()
+
+
+def _deep(source: DirectorySource, entry: FileEntry, options: VerifyOptions, report: VerificationReport) -> None:
+    """Decode a segment whose digest matched a trusted manifest, re-hashing what is decoded."""
+    try:
+        with source.open(entry.name) as stream:
+            reader = _HashingReader(stream)
+            problems, records, _ = deep_check(entry, reader, options.limits)
+            reader.drain()
+    except FormatError as exc:
+        report.fail(Category.FORMAT, "deep", f"cannot decode segment: {exc.message}", entry.name)
+        return
+    except OSError as exc:
+        report.fail(Category.INTEGRITY, "unreadable", f"cannot read file: {exc}", entry.name)
+        return
+    if reader.digest.hexdigest() != entry.sha256:
+        report.fail(Category.INTEGRITY, "digest", "file changed while it was being verified", entry.name)
+    report.records_checked += records
+    for problem in problems:
+        report.fail(Category.INTEGRITY, "deep", problem, entry.name)
+
+
+class _HashingReader:
+    """Feeds every byte read through SHA-256, so decoded bytes are the hashed bytes."""
+
+    def __init__(self, stream: BinaryIO) -> None:
+        self._stream = stream
+        self.digest = hashlib.sha256()
+
+    def read(self, size: int = -1, /) -> bytes:
+        data = self._stream.read(size)
+        self.digest.update(data)
+        return data
+
+    def drain(self) -> None:
+        while self.read(_HASH_CHUNK):
+            pass
+
+
+def raise_for_report(report: VerificationReport) -> None:
+    """The raising door: turn a failed report into the matching BundlekitError."""
+    if report.ok:
+        return
+    error_class: type[BundlekitError] = {
+        Category.SIGNATURE: SignatureError,
+        Category.INTEGRITY: IntegrityError,
+        Category.FORMAT: FormatError,
+    }[next(c for c in Category if any(f.category is c for f in report.failures))]
+    lines = "\n  ".join(str(f) for f in report.failures)
+    error = error_class(
+        f"bundle {report.bundle} failed verification:\n  {lines}",
+        "do not trust or replay this bundle; obtain a fresh copy from its producer",
+    )
+    error.report = report  # type: ignore[attr-defined]
+    raise error
