@@ -38,7 +38,7 @@ from bundlekit.fsutil import staged_directory, write_file_synced
 from bundlekit.inputs_config import Dashboard, read_collector_config, read_dashboards
 from bundlekit.keys import Signer
 from bundlekit.limits import DEFAULT_LIMITS, Limits
-from bundlekit.otlp.inputs import detect_signal, iter_input_requests, split_request
+from bundlekit.otlp.inputs import confirm_signal, detect_signal, iter_input_requests, split_request
 from bundlekit.otlp.signals import SIGNALS, Signal
 from bundlekit.otlp.stats import SignalStats, StatsCollector
 from bundlekit.retention import resolve_retention
@@ -100,7 +100,15 @@ def pack_bundle(
     specs = [i if isinstance(i, PackInput) else PackInput(Path(i)) for i in inputs]
     if not specs:
         raise UsageError("nothing to pack", "pass at least one OTLP input file")
-    resolved = [(spec.path, spec.signal or detect_signal(spec.path, options.limits)) for spec in specs]
+    resolved = [
+        (
+            spec.path,
+            confirm_signal(spec.path, spec.signal, options.limits)
+            if spec.signal
+            else detect_signal(spec.path, options.limits),
+        )
+        for spec in specs
+    ]
     config = read_collector_config(options.config, options.limits) if options.config else None
     dashboards = read_dashboards(options.dashboards, options.limits) if options.dashboards else []
     attachments = _attachment_names(options.attachments)

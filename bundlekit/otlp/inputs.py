@@ -100,6 +100,19 @@ def detect_signal(path: Path, limits: Limits = DEFAULT_LIMITS) -> Signal:
     )
 
 
+def confirm_signal(path: Path, signal: Signal, limits: Limits = DEFAULT_LIMITS) -> Signal:
+    """Check that a file named as ``signal`` holds that signal (first non-empty request)."""
+    for data in iter_input_requests(path, limits):
+        if _looks_like(signal, data):
+            return signal
+        if any(_looks_like(other, data) for other in SIGNALS if other is not signal):
+            raise InputError(
+                f"{path} was given as {signal.value} but holds another signal",
+                "check which option (--traces, --metrics, --logs) the file belongs to",
+            )
+    return signal
+
+
 def _looks_like(signal: Signal, data: bytes) -> bool:
     from google.protobuf import unknown_fields
 
