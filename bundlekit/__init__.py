@@ -27,7 +27,10 @@ _EXPORTS = {
     "ReplayOptions": "bundlekit.replay",
 }
 
-__all__ = ["__version__", *_EXPORTS]
+__all__ = [  # noqa: PLE0604 - names resolved lazily by __getattr__
+    "__version__",
+    *_EXPORTS,
+]
 
 
 def __getattr__(name: str) -> Any:

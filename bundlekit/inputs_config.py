@@ -80,6 +80,6 @@ def _read_dashboard(path: Path, limits: Limits) -> Dashboard:
     if not isinstance(title, str) or not title.strip():
         raise InputError(
             f"dashboard {path} has no title",
-            "a Grafana dashboard JSON has a non-empty top-level \"title\"",
+            'a Grafana dashboard JSON has a non-empty top-level "title"',
         )
     return Dashboard(path.name, title, data)

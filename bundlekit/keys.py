@@ -15,18 +15,18 @@ from __future__ import annotations
 import hashlib
 import os
 from dataclasses import dataclass
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
 from typing import Any, Protocol
 
 from bundlekit.errors import KeyError_, UsageError
 
-PASSPHRASE_ENV = "BUNDLEKIT_PASSPHRASE"
+PASSPHRASE_ENV = "BUNDLEKIT_PASSPHRASE"  # noqa: S105 - the variable name, not a secret
 PRIVATE_SUFFIX = ".key"
 PUBLIC_SUFFIX = ".pub"
 
 
-class KeyType(str, Enum):
+class KeyType(StrEnum):
     ED25519 = "ed25519"
     ECDSA_P256 = "ecdsa-p256"
     RSA_PSS_3072 = "rsa-pss-3072"
@@ -103,7 +103,9 @@ class PrivateKey:
         return bytes(
             self.key.sign(
                 data,
-                padding.PSS(mgf=padding.MGF1(hashes.SHA256()), salt_length=padding.PSS.DIGEST_LENGTH),
+                padding.PSS(
+                    mgf=padding.MGF1(hashes.SHA256()), salt_length=padding.PSS.DIGEST_LENGTH
+                ),
                 hashes.SHA256(),
             )
         )
@@ -123,7 +125,9 @@ def _key_type(public_key: Any, source: str) -> KeyType:
 
     if isinstance(public_key, ed25519.Ed25519PublicKey):
         return KeyType.ED25519
-    if isinstance(public_key, ec.EllipticCurvePublicKey) and isinstance(public_key.curve, ec.SECP256R1):
+    if isinstance(public_key, ec.EllipticCurvePublicKey) and isinstance(
+        public_key.curve, ec.SECP256R1
+    ):
         return KeyType.ECDSA_P256
     if isinstance(public_key, rsa.RSAPublicKey) and public_key.key_size >= 3072:
         return KeyType.RSA_PSS_3072
@@ -172,7 +176,9 @@ def load_private_key(path: Path, passphrase: bytes | None = None) -> PrivateKey:
             f"check {PASSPHRASE_ENV}, or pass the .key file written by `bundlekit keygen`",
         ) from exc
     public = key.public_key()
-    return PrivateKey(key, PublicKey(public, keyid_of(public), _key_type(public, str(path)), str(path)))
+    return PrivateKey(
+        key, PublicKey(public, keyid_of(public), _key_type(public, str(path)), str(path))
+    )
 
 
 def is_encrypted(path: Path) -> bool:

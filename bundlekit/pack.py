@@ -25,7 +25,6 @@ from bundlekit.format.dsse import Envelope, Signature
 from bundlekit.format.layout import Role
 from bundlekit.format.manifest import (
     PAYLOAD_TYPE,
-    PROFILE_RETENTION_DAYS,
     PROFILES,
     Custody,
     FileEntry,
@@ -86,7 +85,7 @@ ProgressCallback = Callable[[int, int], None]
 def pack_bundle(
     inputs: Sequence[PackInput | Path],
     out: Path,
-    options: PackOptions = PackOptions(),  # noqa: B008 - frozen, safe default
+    options: PackOptions = PackOptions(),
     signers: Sequence[Signer] = (),
     progress: ProgressCallback | None = None,
 ) -> PackResult:
@@ -96,7 +95,9 @@ def pack_bundle(
     nothing is left at ``out`` unless the whole bundle was written.
     """
     if options.profile not in PROFILES:
-        raise UsageError(f"unknown profile {options.profile!r}", f"choose one of {', '.join(PROFILES)}")
+        raise UsageError(
+            f"unknown profile {options.profile!r}", f"choose one of {', '.join(PROFILES)}"
+        )
     specs = [i if isinstance(i, PackInput) else PackInput(Path(i)) for i in inputs]
     if not specs:
         raise UsageError("nothing to pack", "pass at least one OTLP input file")
@@ -151,7 +152,9 @@ def pack_bundle(
         if signers:
             envelope = Envelope(PAYLOAD_TYPE, manifest.raw)
             for signer in signers:
-                envelope = envelope.with_signature(Signature(signer.keyid, signer.sign(envelope.pae())))
+                envelope = envelope.with_signature(
+                    Signature(signer.keyid, signer.sign(envelope.pae()))
+                )
             write_file_synced(staging / layout.ENVELOPE_NAME, envelope.to_bytes())
     return PackResult(out, manifest, tuple(s.keyid for s in signers))
 
@@ -200,7 +203,7 @@ class _SegmentWriter:
         except Exception as exc:
             raise InputError(
                 f"{path}: a request is not valid {signal.value} data ({exc})",
-                "check the file holds this signal, or name the signal with --traces/--metrics/--logs",
+                "check the file holds this signal, or name it with --traces/--metrics/--logs",
             ) from exc
         self._buffer += len(data).to_bytes(4, "big")
         self._buffer += data
@@ -253,7 +256,9 @@ class _SegmentWriter:
         return self._entries
 
 
-def _write_small(root: Path, name: str, data: bytes, role: Role, title: str | None = None) -> FileEntry:
+def _write_small(
+    root: Path, name: str, data: bytes, role: Role, title: str | None = None
+) -> FileEntry:
     write_file_synced(root / name, data)
     return FileEntry(
         name=name,

@@ -24,7 +24,9 @@ def sign_bundle(path: Path, signer: Signer, limits: Limits = DEFAULT_LIMITS) -> 
     source = DirectorySource(path, limits)
     raw = source.read_small(layout.MANIFEST_NAME, limits.max_manifest_bytes)
     if raw is None:
-        raise FormatError(f"{path} has no manifest.json", "sign a bundle written by `bundlekit pack`")
+        raise FormatError(
+            f"{path} has no manifest.json", "sign a bundle written by `bundlekit pack`"
+        )
     Manifest.from_bytes(raw, limits)  # refuse to sign something that is not a valid manifest
     existing = source.read_small(layout.ENVELOPE_NAME, limits.max_envelope_bytes)
     if existing is None:

@@ -8,8 +8,8 @@ from bundlekit.format import layout
 from bundlekit.format.dsse import Envelope, Signature
 from bundlekit.format.manifest import PAYLOAD_TYPE
 from bundlekit.keys import GeneratedKey, load_private_key
-from bundlekit.pack import PackInput, PackOptions, PackResult, pack_bundle
 from bundlekit.otlp.signals import Signal
+from bundlekit.pack import PackInput, PackOptions, PackResult, pack_bundle
 from tests import otlpgen
 
 FIXED_CREATED_NS = 1_793_491_200_000_000_000
@@ -38,7 +38,9 @@ def pack_small(folder: Path, out: Path, *keys: GeneratedKey, **options: object) 
     return pack_bundle(small_inputs(folder), out, opts, signers)
 
 
-def write_envelope(bundle: Path, payload: bytes, *keys: GeneratedKey, payload_type: str = PAYLOAD_TYPE) -> None:
+def write_envelope(
+    bundle: Path, payload: bytes, *keys: GeneratedKey, payload_type: str = PAYLOAD_TYPE
+) -> None:
     """Replace the bundle's envelope with one over ``payload`` signed by ``keys``."""
     envelope = Envelope(payload_type, payload)
     for key in keys:

@@ -41,7 +41,9 @@ def oracle_stats(signal: Signal, requests: list[bytes]) -> SignalStats:
                     if signal is Signal.METRICS:
                         points = data_points(record)
                         stats.records += len(points)
-                        times = [t for p in points for t in (p.start_time_unix_nano, p.time_unix_nano)]
+                        times = [
+                            t for p in points for t in (p.start_time_unix_nano, p.time_unix_nano)
+                        ]
                     else:
                         stats.records += 1
                         times = record_times(signal, record)

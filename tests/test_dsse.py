@@ -38,7 +38,9 @@ def _signed(key: GeneratedKey, payload: bytes = b'{"a":1}') -> Envelope:
 
 
 @pytest.mark.parametrize("kind", list(KeyType))
-def test_securesystemslib_accepts_our_envelope(keys: dict[KeyType, GeneratedKey], kind: KeyType) -> None:
+def test_securesystemslib_accepts_our_envelope(
+    keys: dict[KeyType, GeneratedKey], kind: KeyType
+) -> None:
     envelope = _signed(keys[kind])
     public = load_public_key(keys[kind].public_path)
     sslib_key = SSlibKey.from_crypto(public.key, keyid=public.keyid, scheme=SSLIB_SCHEMES[kind])
@@ -49,7 +51,9 @@ def test_securesystemslib_accepts_our_envelope(keys: dict[KeyType, GeneratedKey]
 
 
 @pytest.mark.parametrize("kind", list(KeyType))
-def test_securesystemslib_rejects_a_tampered_payload(keys: dict[KeyType, GeneratedKey], kind: KeyType) -> None:
+def test_securesystemslib_rejects_a_tampered_payload(
+    keys: dict[KeyType, GeneratedKey], kind: KeyType
+) -> None:
     doc = json.loads(_signed(keys[kind]).to_bytes())
     doc["payload"] = base64.b64encode(b'{"a":2}').decode()
     public = load_public_key(keys[kind].public_path)
@@ -72,7 +76,9 @@ MALFORMED = {
     "payload_unpadded_base64": b'{"payloadType":"t","payload":"YQ","signatures":[]}',
     "missing_payload_type": b'{"payload":"YQ==","signatures":[]}',
     "signatures_not_a_list": b'{"payloadType":"t","payload":"YQ==","signatures":{}}',
-    "signature_not_base64": b'{"payloadType":"t","payload":"YQ==","signatures":[{"keyid":"k","sig":"!!"}]}',
+    "signature_not_base64": (
+        b'{"payloadType":"t","payload":"YQ==","signatures":[{"keyid":"k","sig":"!!"}]}'
+    ),
     "unexpected_field": b'{"payloadType":"t","payload":"YQ==","signatures":[],"x":1}',
     "duplicate_key": b'{"payloadType":"t","payloadType":"u","payload":"YQ==","signatures":[]}',
 }

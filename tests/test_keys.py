@@ -27,7 +27,9 @@ def test_encrypted_key_round_trip(tmp_path: Path, kind: KeyType) -> None:
 
 def test_keyid_is_sha256_of_subject_public_key_info(keys: dict) -> None:
     public = load_public_key(keys[KeyType.ED25519].public_path)
-    der = public.key.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+    der = public.key.public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
     assert public.keyid == hashlib.sha256(der).hexdigest()
 
 
@@ -37,7 +39,9 @@ def test_wrong_passphrase_is_a_clear_error(tmp_path: Path) -> None:
         load_private_key(generated.private_path, b"wrong")
 
 
-def test_missing_passphrase_says_how_to_give_one(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_missing_passphrase_says_how_to_give_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.delenv("BUNDLEKIT_PASSPHRASE", raising=False)
     generated = generate_key(tmp_path / "k", KeyType.ED25519, b"right")
     with pytest.raises(KeyError_) as caught:

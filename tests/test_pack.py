@@ -15,7 +15,7 @@ from bundlekit.otlp.inputs import detect_signal, iter_input_requests
 from bundlekit.otlp.signals import Signal
 from bundlekit.pack import PackInput, PackOptions, pack_bundle
 from tests import otlpgen
-from tests.bundles import FIXED_CREATED_NS, FIXED_ID, pack_small, small_inputs
+from tests.bundles import FIXED_ID, pack_small, small_inputs
 from tests.conftest import SAMPLE_OTLP, SAMPLES
 from tests.oracle import oracle_stats
 
@@ -85,7 +85,11 @@ def test_manifest_shape(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     ("profile", "retention", "expected"),
-    [("forensic", None, "2027-04-30"), ("default", "90d", "2027-01-30"), ("default", "2030-01-01", "2030-01-01")],
+    [
+        ("forensic", None, "2027-04-30"),
+        ("default", "90d", "2027-01-30"),
+        ("default", "2030-01-01", "2030-01-01"),
+    ],
 )
 def test_retention(tmp_path: Path, profile: str, retention: str | None, expected: str) -> None:
     result = pack_small(tmp_path / "in", tmp_path / "b", profile=profile, retention=retention)
@@ -97,7 +101,9 @@ def test_segments_roll_over_at_the_size_limit(tmp_path: Path) -> None:
     path = tmp_path / "t.binpb"
     path.write_bytes(otlpgen.stream(*requests))
     limit = 5 * (len(requests[0]) + 4)
-    result = pack_bundle([path], tmp_path / "b", PackOptions(limits=Limits(max_segment_bytes=limit)))
+    result = pack_bundle(
+        [path], tmp_path / "b", PackOptions(limits=Limits(max_segment_bytes=limit))
+    )
     segments = result.manifest.segments(Signal.TRACES)
     assert len(segments) == 6
     assert all(s.uncompressed_size <= limit for s in segments)
@@ -109,7 +115,9 @@ def test_oversized_request_is_split_keeping_every_record(tmp_path: Path) -> None
     path = tmp_path / "big.binpb"
     path.write_bytes(big)  # the single-request form
     limit = len(big) // 3
-    result = pack_bundle([path], tmp_path / "b", PackOptions(limits=Limits(max_request_bytes=limit)))
+    result = pack_bundle(
+        [path], tmp_path / "b", PackOptions(limits=Limits(max_request_bytes=limit))
+    )
     stored = _segments_requests(tmp_path / "b", result.manifest, Signal.TRACES)
     assert len(stored) >= 3 and all(len(r) <= limit for r in stored)
     before, after = oracle_stats(Signal.TRACES, [big]), oracle_stats(Signal.TRACES, stored)
@@ -122,9 +130,14 @@ def test_oversized_request_is_split_keeping_every_record(tmp_path: Path) -> None
     spans = [
         span.SerializeToString()
         for data in stored
-        for span in Signal.TRACES.spec.request_class.FromString(data).resource_spans[0].scope_spans[0].spans
+        for span in Signal.TRACES.spec.request_class.FromString(data)
+        .resource_spans[0]
+        .scope_spans[0]
+        .spans
     ]
-    original = Signal.TRACES.spec.request_class.FromString(big).resource_spans[0].scope_spans[0].spans
+    original = (
+        Signal.TRACES.spec.request_class.FromString(big).resource_spans[0].scope_spans[0].spans
+    )
     assert spans == [span.SerializeToString() for span in original]
 
 

@@ -9,13 +9,13 @@ import zstandard
 
 from bundlekit.errors import FormatError, LimitExceeded
 from bundlekit.format.segment import compress_segment, frame, iter_records
-from bundlekit.limits import Limits
+from bundlekit.limits import DEFAULT_LIMITS, Limits
 
 RECORDS = [bytes([i % 251]) * (i * 37 + 1) for i in range(200)]
 RAW = b"".join(frame(r) for r in RECORDS)
 
 
-def read(blob: bytes, limits: Limits = Limits()) -> list[bytes]:
+def read(blob: bytes, limits: Limits = DEFAULT_LIMITS) -> list[bytes]:
     return list(iter_records(io.BytesIO(blob), limits, compressed_size=len(blob)))
 
 
@@ -35,8 +35,16 @@ def test_empty_record_is_preserved() -> None:
 
 BAD_SEGMENTS: dict[str, tuple[bytes, type[Exception], str]] = {
     "truncated_frame": (compress_segment(RAW)[:-7], FormatError, "ends after"),
-    "trailing_bytes_after_frame": (compress_segment(RAW) + b"\x00junk", FormatError, "after its zstd frame"),
-    "second_frame_appended": (compress_segment(RAW) + compress_segment(RAW), FormatError, "after its zstd frame"),
+    "trailing_bytes_after_frame": (
+        compress_segment(RAW) + b"\x00junk",
+        FormatError,
+        "after its zstd frame",
+    ),
+    "second_frame_appended": (
+        compress_segment(RAW) + compress_segment(RAW),
+        FormatError,
+        "after its zstd frame",
+    ),
     "record_cut_mid_way": (compress_segment(RAW[:-3]), FormatError, "inside a record"),
     "not_zstd_at_all": (b"PK\x03\x04 this is a zip", FormatError, "not a zstd frame"),
     "no_checksum": (

@@ -34,7 +34,9 @@ def trace_requests(draw: st.DrawFn) -> bytes:
         for _ in range(draw(st.integers(0, 3))):
             ss = rs.scope_spans.add()
             for _ in range(draw(st.integers(0, 5))):
-                span = ss.spans.add(start_time_unix_nano=draw(stamps), end_time_unix_nano=draw(stamps))
+                span = ss.spans.add(
+                    start_time_unix_nano=draw(stamps), end_time_unix_nano=draw(stamps)
+                )
                 if draw(st.booleans()):
                     span.name = "n"
                     span.events.add(time_unix_nano=draw(stamps))  # event times are not record times
@@ -52,7 +54,9 @@ def log_requests(draw: st.DrawFn) -> bytes:
         for _ in range(draw(st.integers(0, 3))):
             sl = rl.scope_logs.add()
             for _ in range(draw(st.integers(0, 5))):
-                sl.log_records.add(time_unix_nano=draw(stamps), observed_time_unix_nano=draw(stamps))
+                sl.log_records.add(
+                    time_unix_nano=draw(stamps), observed_time_unix_nano=draw(stamps)
+                )
     return request.SerializeToString()
 
 
@@ -68,13 +72,19 @@ def metric_requests(draw: st.DrawFn) -> bytes:
             sm = rm.scope_metrics.add()
             for _ in range(draw(st.integers(0, 4))):
                 metric = sm.metrics.add(name="m")
-                kind = draw(st.sampled_from(["gauge", "sum", "histogram", "exponential_histogram", "summary", None]))
+                kind = draw(
+                    st.sampled_from(
+                        ["gauge", "sum", "histogram", "exponential_histogram", "summary", None]
+                    )
+                )
                 if kind is None:
                     continue
                 holder = getattr(metric, kind)
                 holder.SetInParent()
                 for _ in range(draw(st.integers(0, 4))):
-                    point = holder.data_points.add(start_time_unix_nano=draw(stamps), time_unix_nano=draw(stamps))
+                    point = holder.data_points.add(
+                        start_time_unix_nano=draw(stamps), time_unix_nano=draw(stamps)
+                    )
                     if kind == "gauge" and draw(st.booleans()):
                         point.exemplars.add(time_unix_nano=draw(stamps))  # not a record time
     return request.SerializeToString()

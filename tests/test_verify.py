@@ -22,7 +22,9 @@ ED = KeyType.ED25519
 
 
 @pytest.fixture(scope="module")
-def signed_bundle(tmp_path_factory: pytest.TempPathFactory, keys: dict[KeyType, GeneratedKey]) -> Path:
+def signed_bundle(
+    tmp_path_factory: pytest.TempPathFactory, keys: dict[KeyType, GeneratedKey]
+) -> Path:
     root = tmp_path_factory.mktemp("signed")
     pack_small(root / "in", root / "bundle", keys[ED])
     return root / "bundle"
@@ -36,7 +38,9 @@ def bundle(signed_bundle: Path, tmp_path: Path) -> Path:
 
 
 @pytest.mark.parametrize("kind", list(KeyType))
-def test_round_trip_with_every_key_type(tmp_path: Path, keys: dict[KeyType, GeneratedKey], kind: KeyType) -> None:
+def test_round_trip_with_every_key_type(
+    tmp_path: Path, keys: dict[KeyType, GeneratedKey], kind: KeyType
+) -> None:
     pack_small(tmp_path / "in", tmp_path / "b", keys[kind])
     report = check_bundle(tmp_path / "b", VerifyOptions(keys=[keys[kind].public_path], deep=True))
     assert report.ok, report.failures
@@ -48,7 +52,9 @@ def test_round_trip_with_every_key_type(tmp_path: Path, keys: dict[KeyType, Gene
 def test_co_signing_meets_threshold_two(tmp_path: Path, keys: dict[KeyType, GeneratedKey]) -> None:
     pack_small(tmp_path / "in", tmp_path / "b", keys[ED])
     manifest_before = (tmp_path / "b" / "manifest.json").read_bytes()
-    both = VerifyOptions(keys=[keys[ED].public_path, keys[KeyType.ECDSA_P256].public_path], threshold=2)
+    both = VerifyOptions(
+        keys=[keys[ED].public_path, keys[KeyType.ECDSA_P256].public_path], threshold=2
+    )
     assert check_bundle(tmp_path / "b", both).exit_code is ExitCode.SIGNATURE
     sign_bundle(tmp_path / "b", load_private_key(keys[KeyType.ECDSA_P256].private_path))
     assert (tmp_path / "b" / "manifest.json").read_bytes() == manifest_before
@@ -57,7 +63,9 @@ def test_co_signing_meets_threshold_two(tmp_path: Path, keys: dict[KeyType, Gene
     assert {s.keyid for s in report.signers} == {keys[ED].keyid, keys[KeyType.ECDSA_P256].keyid}
 
 
-def test_unsigned_bundle_can_be_signed_later(tmp_path: Path, keys: dict[KeyType, GeneratedKey]) -> None:
+def test_unsigned_bundle_can_be_signed_later(
+    tmp_path: Path, keys: dict[KeyType, GeneratedKey]
+) -> None:
     pack_small(tmp_path / "in", tmp_path / "b")
     options = VerifyOptions(keys=[keys[ED].public_path])
     assert check_bundle(tmp_path / "b", options).exit_code is ExitCode.SIGNATURE
@@ -193,14 +201,44 @@ TAMPERS: dict[str, tuple[Callable[[Path, dict], None], int, bool, ExitCode, str]
     "payload_edited": (_edit_payload, 1, False, ExitCode.SIGNATURE, "threshold"),
     "payload_type_changed": (_change_payload_type, 1, False, ExitCode.SIGNATURE, "threshold"),
     "signature_by_untrusted_key": (_untrusted_signature, 1, False, ExitCode.SIGNATURE, "threshold"),
-    "signature_copied_from_another_bundle": (_signature_from_another_bundle, 1, False, ExitCode.SIGNATURE, "threshold"),
+    "signature_copied_from_another_bundle": (
+        _signature_from_another_bundle,
+        1,
+        False,
+        ExitCode.SIGNATURE,
+        "threshold",
+    ),
     "threshold_not_met": (lambda b, k: None, 2, False, ExitCode.SIGNATURE, "threshold"),
-    "same_key_signature_twice_counted_once": (_duplicate_signature, 2, False, ExitCode.SIGNATURE, "threshold"),
+    "same_key_signature_twice_counted_once": (
+        _duplicate_signature,
+        2,
+        False,
+        ExitCode.SIGNATURE,
+        "threshold",
+    ),
     "envelope_removed": (_remove_envelope, 1, False, ExitCode.SIGNATURE, "unsigned"),
     "symlink_in_bundle": (_symlink_in_bundle, 1, False, ExitCode.INTEGRITY, "not-regular"),
-    "signed_manifest_fails_schema": (_signed_manifest_fails_schema, 1, False, ExitCode.FORMAT, "manifest-invalid"),
-    "signed_manifest_not_json": (_signed_manifest_not_json, 1, False, ExitCode.FORMAT, "manifest-invalid"),
-    "signed_manifest_lies_about_counts": (_signed_manifest_lies_about_counts, 1, True, ExitCode.INTEGRITY, "deep"),
+    "signed_manifest_fails_schema": (
+        _signed_manifest_fails_schema,
+        1,
+        False,
+        ExitCode.FORMAT,
+        "manifest-invalid",
+    ),
+    "signed_manifest_not_json": (
+        _signed_manifest_not_json,
+        1,
+        False,
+        ExitCode.FORMAT,
+        "manifest-invalid",
+    ),
+    "signed_manifest_lies_about_counts": (
+        _signed_manifest_lies_about_counts,
+        1,
+        True,
+        ExitCode.INTEGRITY,
+        "deep",
+    ),
 }
 
 
@@ -225,17 +263,25 @@ def test_tampered_bundle(
     exit_code, out, _err = run_cli(*args, *(["--deep"] if deep else []))
     assert exit_code == expected
     assert json.loads(out)["ok"] is False
-    error = {ExitCode.SIGNATURE: SignatureError, ExitCode.INTEGRITY: IntegrityError, ExitCode.FORMAT: FormatError}
+    error = {
+        ExitCode.SIGNATURE: SignatureError,
+        ExitCode.INTEGRITY: IntegrityError,
+        ExitCode.FORMAT: FormatError,
+    }
     with pytest.raises(error[expected]):
         verify_bundle(bundle, options)
 
 
-def test_untampered_bundle_passes_the_same_checks(bundle: Path, keys: dict[KeyType, GeneratedKey]) -> None:
+def test_untampered_bundle_passes_the_same_checks(
+    bundle: Path, keys: dict[KeyType, GeneratedKey]
+) -> None:
     report = check_bundle(bundle, VerifyOptions(keys=[keys[ED].public_path], deep=True))
     assert report.ok and report.exit_code is ExitCode.OK
 
 
-def test_report_lists_every_failure_not_just_the_first(bundle: Path, keys: dict[KeyType, GeneratedKey]) -> None:
+def test_report_lists_every_failure_not_just_the_first(
+    bundle: Path, keys: dict[KeyType, GeneratedKey]
+) -> None:
     _flip_byte(bundle, {})
     _add(bundle, {})
     sorted((bundle / "otlp" / "logs").iterdir())[0].unlink()
@@ -243,7 +289,9 @@ def test_report_lists_every_failure_not_just_the_first(bundle: Path, keys: dict[
     assert {f.code for f in report.failures} == {"digest", "extra", "missing"}
 
 
-def test_deep_checks_are_skipped_when_the_manifest_is_not_trusted(bundle: Path, other_key: GeneratedKey) -> None:
+def test_deep_checks_are_skipped_when_the_manifest_is_not_trusted(
+    bundle: Path, other_key: GeneratedKey
+) -> None:
     report = check_bundle(bundle, VerifyOptions(keys=[other_key.public_path], deep=True))
     assert report.exit_code is ExitCode.SIGNATURE
     assert report.records_checked == 0
@@ -252,4 +300,4 @@ def test_deep_checks_are_skipped_when_the_manifest_is_not_trusted(bundle: Path, 
 
 def test_manifest_that_is_not_json_is_a_clear_error() -> None:
     with pytest.raises(FormatError, match="manifest is not valid JSON"):
-        Manifest.from_bytes(b"{\"_type\": ")
+        Manifest.from_bytes(b'{"_type": ')

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -24,13 +24,13 @@ app = typer.Typer(
 )
 
 
-class KeyTypeChoice(str, Enum):
+class KeyTypeChoice(StrEnum):
     ed25519 = "ed25519"
     ecdsa_p256 = "ecdsa-p256"
     rsa_pss_3072 = "rsa-pss-3072"
 
 
-class ProfileChoice(str, Enum):
+class ProfileChoice(StrEnum):
     default = "default"
     forensic = "forensic"
     airgap = "airgap"
@@ -70,7 +70,7 @@ def _passphrase(path: Path) -> bytes | None:
         return None
     if not sys.stdin.isatty():
         return None  # load_private_key explains how to pass one
-    return typer.prompt(f"Passphrase for {path}", hide_input=True).encode("utf-8")
+    return str(typer.prompt(f"Passphrase for {path}", hide_input=True)).encode("utf-8")
 
 
 def _load_signers(paths: list[Path]) -> list[object]:
@@ -81,7 +81,9 @@ def _load_signers(paths: list[Path]) -> list[object]:
 
 @app.command()
 def keygen(
-    out: Annotated[Path, typer.Option("--out", help="Path prefix: writes PREFIX.key and PREFIX.pub.")],
+    out: Annotated[
+        Path, typer.Option("--out", help="Path prefix: writes PREFIX.key and PREFIX.pub.")
+    ],
     key_type: Annotated[KeyTypeChoice, typer.Option("--type", help="Key algorithm.")] = (
         KeyTypeChoice.ed25519
     ),
@@ -120,8 +122,12 @@ def pack(
         Optional[list[Path]],  # noqa: UP045
         typer.Argument(help="OTLP protobuf files; the signal is detected."),
     ] = None,
-    traces: Annotated[Optional[list[Path]], typer.Option(help="A traces file (repeatable).")] = None,  # noqa: UP045
-    metrics: Annotated[Optional[list[Path]], typer.Option(help="A metrics file (repeatable).")] = None,  # noqa: UP045
+    traces: Annotated[
+        list[Path] | None, typer.Option(help="A traces file (repeatable).")
+    ] = None,
+    metrics: Annotated[
+        list[Path] | None, typer.Option(help="A metrics file (repeatable).")
+    ] = None,
     logs: Annotated[Optional[list[Path]], typer.Option(help="A logs file (repeatable).")] = None,  # noqa: UP045
     config: Annotated[Optional[Path], typer.Option(help="Collector config YAML.")] = None,  # noqa: UP045
     dashboards: Annotated[
@@ -171,7 +177,9 @@ def pack(
 @app.command()
 def sign(
     bundle: Annotated[Path, typer.Argument(help="Bundle directory.")],
-    key: Annotated[list[Path], typer.Option("--key", help="Private key to co-sign with (repeatable).")],
+    key: Annotated[
+        list[Path], typer.Option("--key", help="Private key to co-sign with (repeatable).")
+    ],
     as_json: JsonFlag = False,
 ) -> None:
     """Add a co-signature to a bundle; manifest.json is never changed."""
@@ -192,7 +200,8 @@ def verify(
     key: TrustKeys = None,
     threshold: Annotated[int, typer.Option(help="Distinct trusted signers required.", min=1)] = 1,
     deep: Annotated[
-        bool, typer.Option("--deep", help="Also decode every record and check the manifest's counts.")
+        bool,
+        typer.Option("--deep", help="Also decode every record and check the manifest's counts."),
     ] = False,
     as_json: JsonFlag = False,
 ) -> None:
@@ -201,7 +210,8 @@ def verify(
     from bundlekit.verify import VerifyOptions, check_bundle
 
     report = check_bundle(
-        bundle, VerifyOptions(trust_dir=trust, keys=tuple(key or ()), threshold=threshold, deep=deep)
+        bundle,
+        VerifyOptions(trust_dir=trust, keys=tuple(key or ()), threshold=threshold, deep=deep),
     )
     render.verification(report, as_json)
     raise typer.Exit(int(report.exit_code))

@@ -64,7 +64,9 @@ def keygen(generated: GeneratedKey, as_json: bool) -> None:
         emit_json(doc)
         return
     con = _console()
-    con.print(f"wrote {generated.private_path} ({'encrypted' if generated.encrypted else 'UNENCRYPTED'})")
+    con.print(
+        f"wrote {generated.private_path} ({'encrypted' if generated.encrypted else 'UNENCRYPTED'})"
+    )
     con.print(f"wrote {generated.public_path}")
     con.print(f"key id {generated.keyid}")
 
@@ -98,7 +100,9 @@ def signed(bundle: Path, envelope: Envelope, as_json: bool) -> None:
     if as_json:
         emit_json({"bundle": str(bundle), "signatures": keyids})
         return
-    _console().print(f"{bundle}: {len(keyids)} signature(s): " + ", ".join(k[:16] + "…" for k in keyids))
+    _console().print(
+        f"{bundle}: {len(keyids)} signature(s): " + ", ".join(k[:16] + "…" for k in keyids)
+    )
 
 
 def verification(report: VerificationReport, as_json: bool) -> None:
@@ -109,10 +113,14 @@ def verification(report: VerificationReport, as_json: bool) -> None:
     if report.ok:
         who = ", ".join(f"{s.keyid[:16]}… ({s.source})" for s in report.signers)
         con.print(f"OK {report.bundle}")
-        con.print(f"  signatures: {len(report.signers)} trusted (threshold {report.threshold}): {who}")
+        con.print(
+            f"  signatures: {len(report.signers)} trusted (threshold {report.threshold}): {who}"
+        )
         con.print(f"  files: {report.files_checked} checked, {report.bytes_hashed:,} bytes hashed")
         if report.deep:
-            con.print(f"  deep: {report.records_checked:,} records decoded and matched the manifest")
+            con.print(
+                f"  deep: {report.records_checked:,} records decoded and matched the manifest"
+            )
     else:
         con.print(f"FAILED {report.bundle} ({len(report.failures)} problem(s))")
         for finding in report.failures:
@@ -129,8 +137,10 @@ def inspection(doc: dict[str, Any], as_json: bool) -> None:
 
     con = _console()
     con.print(f"bundle {doc['bundle']}  id {doc['bundleId']}")
-    con.print(f"  created {doc['created']}  profile {doc['profile']}  retain until "
-              f"{doc['retention']['retainUntil']}")
+    con.print(
+        f"  created {doc['created']}  profile {doc['profile']}  retain until "
+        f"{doc['retention']['retainUntil']}"
+    )
     if doc["custody"]:
         con.print("  custody " + ", ".join(f"{k}={v}" for k, v in doc["custody"].items()))
     if doc["window"]:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from enum import Enum
+from enum import StrEnum
 
 from bundlekit.errors import FormatError
 from bundlekit.limits import DEFAULT_LIMITS, Limits
@@ -24,7 +24,7 @@ ATTACHMENTS_DIR = "attachments"
 SEGMENT_SUFFIX = ".binpb.zst"
 
 
-class Role(str, Enum):
+class Role(StrEnum):
     """What a bundled file is for; recorded per file in the manifest."""
 
     TRACES = "traces"

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from enum import Enum
+from enum import StrEnum
 from typing import Any
 
 from bundlekit.errors import FormatError, LimitExceeded
@@ -24,7 +24,7 @@ PREDICATE_TYPE = "https://bundlekit.dev/telemetry-bundle/v1"
 PAYLOAD_TYPE = "application/vnd.in-toto+json"
 
 
-class Profile(str, Enum):
+class Profile(StrEnum):
     """Collector profiles from the telemetry design: they set default retention."""
 
     DEFAULT = "default"
@@ -261,8 +261,10 @@ def _check_consistency(document: dict[str, Any], files: tuple[FileEntry, ...]) -
             problems.append(f"{entry.name}: role {entry.role.value} does not fit its path")
         if entry.name.startswith("signatures/"):
             problems.append(f"{entry.name}: files under signatures/ are never subjects")
-        if entry.earliest_ns is not None and entry.latest_ns is not None and (
-            entry.earliest_ns > entry.latest_ns
+        if (
+            entry.earliest_ns is not None
+            and entry.latest_ns is not None
+            and (entry.earliest_ns > entry.latest_ns)
         ):
             problems.append(f"{entry.name}: window ends before it starts")
     totals = document["predicate"]["totals"]

@@ -33,7 +33,9 @@ def frame(payload: bytes) -> bytes:
     return _LEN.pack(len(payload)) + payload
 
 
-def compress_segment(raw: bytes | bytearray | memoryview, level: int = 3, threads: int = 0) -> bytes:
+def compress_segment(
+    raw: bytes | bytearray | memoryview, level: int = 3, threads: int = 0
+) -> bytes:
     """Compress one whole segment into a single frame carrying size and checksum."""
     import zstandard
 
@@ -43,7 +45,9 @@ def compress_segment(raw: bytes | bytearray | memoryview, level: int = 3, thread
     return cctx.compress(raw)
 
 
-def check_frame_header(head: bytes, compressed_size: int | None, limits: Limits = DEFAULT_LIMITS) -> int:
+def check_frame_header(
+    head: bytes, compressed_size: int | None, limits: Limits = DEFAULT_LIMITS
+) -> int:
     """Validate a segment's zstd frame header; return the declared content size."""
     import zstandard
 

@@ -92,7 +92,7 @@ def detect_signal(path: Path, limits: Limits = DEFAULT_LIMITS) -> Signal:
             continue  # an empty or ambiguous request: look at the next
         raise InputError(
             f"{path} does not parse as OTLP traces, metrics or logs",
-            "pass Export*ServiceRequest protobuf, or name the signal with --traces/--metrics/--logs",
+            "pass Export*ServiceRequest protobuf, or name the signal (--traces/--metrics/--logs)",
         )
     raise InputError(
         f"cannot tell which signal {path} holds (no records)",

@@ -77,9 +77,13 @@ def _build() -> dict[str, Any]:
         for fname, number, ftype, label, type_name in fields:
             entry = proto.field.add(name=fname, number=number, type=ftype, label=label)
             if type_name:
-                entry.type_name = type_name if type_name.startswith(".") else f".{_PACKAGE}.{type_name}"
+                entry.type_name = (
+                    type_name if type_name.startswith(".") else f".{_PACKAGE}.{type_name}"
+                )
 
-    def sub(name: str, number: int, type_name: str, label: Any = optional) -> tuple[str, int, int, Any, str]:
+    def sub(
+        name: str, number: int, type_name: str, label: Any = optional
+    ) -> tuple[str, int, int, Any, str]:
         return (name, number, field.TYPE_MESSAGE, label, type_name)
 
     def times(*numbers: int) -> list[tuple[str, int, int, Any, None]]:
@@ -89,7 +93,11 @@ def _build() -> dict[str, Any]:
     # Count views: real resource, one empty stub per record.
     for prefix in ("Traces", "Logs"):
         message(f"{prefix}Scope", sub("records", 2, "Stub", repeated))
-        message(f"{prefix}Resource", sub("resource", 1, _RESOURCE_TYPE), sub("scope", 2, f"{prefix}Scope"))
+        message(
+            f"{prefix}Resource",
+            sub("resource", 1, _RESOURCE_TYPE),
+            sub("scope", 2, f"{prefix}Scope"),
+        )
         message(f"{prefix}Count", sub("resources", 1, f"{prefix}Resource", repeated))
     message("MetricData", sub("points", 1, "Stub", repeated))
     message("MetricKinds", *(sub(f"k{n}", n, "MetricData") for n in METRIC_DATA_FIELDS))

@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import importlib
 from dataclasses import dataclass
-from enum import Enum
+from enum import StrEnum
 from functools import cached_property
 from typing import Any
 
 
-class Signal(str, Enum):
+class Signal(StrEnum):
     """An OTLP signal; the value is the directory name inside a bundle."""
 
     TRACES = "traces"

@@ -30,12 +30,16 @@ def deep_check(entry: FileEntry, stream: Readable, limits: Limits) -> tuple[list
         try:
             request_class.FromString(data)
         except Exception as exc:
-            raise FormatError(f"request {index} is not a valid {signal.value} request ({exc})") from exc
+            raise FormatError(
+                f"request {index} is not a valid {signal.value} request ({exc})"
+            ) from exc
         collector.add(data)
     return _compare(entry, signal, collector, uncompressed), collector.stats.records, uncompressed
 
 
-def _compare(entry: FileEntry, signal: Signal, collector: StatsCollector, uncompressed: int) -> list[str]:
+def _compare(
+    entry: FileEntry, signal: Signal, collector: StatsCollector, uncompressed: int
+) -> list[str]:
     stats = collector.stats
     problems = []
     claims = (

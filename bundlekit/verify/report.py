@@ -8,14 +8,14 @@ exit code.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from enum import Enum
+from enum import StrEnum
 from typing import Any
 
 from bundlekit.errors import ExitCode
 from bundlekit.format.manifest import Manifest
 
 
-class Category(str, Enum):
+class Category(StrEnum):
     """Kinds of failure, in the order that decides the exit code."""
 
     SIGNATURE = "signature"
@@ -39,7 +39,11 @@ class Finding:
     path: str | None = None
 
     def to_json(self) -> dict[str, Any]:
-        doc: dict[str, Any] = {"category": self.category.value, "code": self.code, "message": self.message}
+        doc: dict[str, Any] = {
+            "category": self.category.value,
+            "code": self.code,
+            "message": self.message,
+        }
         if self.path is not None:
             doc["path"] = self.path
         return doc

@@ -36,7 +36,9 @@ def check_signatures(envelope: Envelope, trust: TrustStore) -> SignatureResult:
     message = envelope.pae()
     accepted: dict[str, PublicKey] = {}
     for signature in envelope.signatures:
-        key = next((k for k in trust.candidates(signature.keyid) if k.verify(signature.sig, message)), None)
+        key = next(
+            (k for k in trust.candidates(signature.keyid) if k.verify(signature.sig, message)), None
+        )
         if key is None:
             result.unmatched.append(signature.keyid or "(no keyid)")
         elif key.keyid in accepted:

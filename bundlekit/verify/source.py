@@ -40,7 +40,8 @@ class DirectorySource:
             raise UsageError(f"bundle not found: {root}")
         if not root.is_dir():
             raise UsageError(
-                f"{root} is not a bundle directory", "pass the directory written by `bundlekit pack`"
+                f"{root} is not a bundle directory",
+                "pass the directory written by `bundlekit pack`",
             )
         self.root = root
         self.limits = limits

@@ -30,7 +30,9 @@ class TrustStore:
                     f"trust directory not found: {trust_dir}",
                     "--trust takes a directory of PEM public keys (see docs/keys.md)",
                 )
-            found = sorted(p for p in trust_dir.iterdir() if p.suffix in TRUST_SUFFIXES and p.is_file())
+            found = sorted(
+                p for p in trust_dir.iterdir() if p.suffix in TRUST_SUFFIXES and p.is_file()
+            )
             if not found:
                 raise UsageError(f"no *.pub or *.pem public keys in {trust_dir}")
             paths.extend(found)

@@ -98,18 +98,25 @@ def _check_trust(
         report.fail(Category.FORMAT, "oversized", exc.message)
         return None
     if manifest_raw is None:
-        report.fail(Category.INTEGRITY, "manifest-missing", "manifest.json is missing", layout.MANIFEST_NAME)
+        report.fail(
+            Category.INTEGRITY, "manifest-missing", "manifest.json is missing", layout.MANIFEST_NAME
+        )
     envelope = None
     if envelope_raw is None:
         report.fail(
-            Category.SIGNATURE, "unsigned", "the bundle carries no signature envelope", layout.ENVELOPE_NAME
+            Category.SIGNATURE,
+            "unsigned",
+            "the bundle carries no signature envelope",
+            layout.ENVELOPE_NAME,
         )
     else:
         try:
             envelope = Envelope.from_bytes(envelope_raw, limits)
         except FormatError as exc:
             report.fail(Category.FORMAT, "envelope-malformed", exc.message, layout.ENVELOPE_NAME)
-            report.fail(Category.SIGNATURE, "unsigned", "no readable signatures", layout.ENVELOPE_NAME)
+            report.fail(
+                Category.SIGNATURE, "unsigned", "no readable signatures", layout.ENVELOPE_NAME
+            )
     if envelope is not None:
         _check_envelope(envelope, trust, options.threshold, report)
         if manifest_raw is not None and envelope.payload != manifest_raw:
@@ -130,7 +137,9 @@ def _check_trust(
         return None
 
 
-def _check_envelope(envelope: Envelope, trust: TrustStore, threshold: int, report: VerificationReport) -> None:
+def _check_envelope(
+    envelope: Envelope, trust: TrustStore, threshold: int, report: VerificationReport
+) -> None:
     from bundlekit.format.manifest import PAYLOAD_TYPE
 
     if envelope.payload_type != PAYLOAD_TYPE:
@@ -143,7 +152,9 @@ def _check_envelope(envelope: Envelope, trust: TrustStore, threshold: int, repor
     result = check_signatures(envelope, trust)
     report.signers = [SignerInfo(k.keyid, k.source) for k in result.accepted]
     for keyid in result.unmatched:
-        report.notes.append(f"signature with key id {keyid[:16]}… is not by a trusted key or is invalid")
+        report.notes.append(
+            f"signature with key id {keyid[:16]}… is not by a trusted key or is invalid"
+        )
     for keyid in result.duplicates:
         report.notes.append(f"key {keyid[:16]}… signed more than once; counted once")
     if not result.met(threshold):
@@ -166,22 +177,31 @@ def _check_files(
     for name in listing.unsafe:
         report.fail(Category.INTEGRITY, "unsafe-name", "file name is not allowed in a bundle", name)
     for name in listing.irregular:
-        report.fail(Category.INTEGRITY, "not-regular", "a link or special file, not a regular file", name)
+        report.fail(
+            Category.INTEGRITY, "not-regular", "a link or special file, not a regular file", name
+        )
     expected = {f.name for f in manifest.files}
     for name in sorted(digests):
         if name not in expected:
             report.fail(Category.INTEGRITY, "extra", "file is not listed in the manifest", name)
     trusted = not any(f.category is Category.SIGNATURE for f in report.failures)
     if options.deep and not trusted:
-        report.notes.append("deep checks skipped: the manifest is not signed by enough trusted keys")
+        report.notes.append(
+            "deep checks skipped: the manifest is not signed by enough trusted keys"
+        )
     for entry in manifest.files:
         size = listing.files.get(entry.name)
         if size is None:
-            report.fail(Category.INTEGRITY, "missing", "file listed in the manifest is missing", entry.name)
+            report.fail(
+                Category.INTEGRITY, "missing", "file listed in the manifest is missing", entry.name
+            )
             continue
         if size != entry.size:
             report.fail(
-                Category.INTEGRITY, "size", f"file is {size} bytes, manifest says {entry.size}", entry.name
+                Category.INTEGRITY,
+                "size",
+                f"file is {size} bytes, manifest says {entry.size}",
+                entry.name,
             )
             continue
         digest = digests[entry.name].result()
@@ -191,7 +211,9 @@ def _check_files(
             continue
         report.bytes_hashed += entry.size
         if digest != entry.sha256:
-            report.fail(Category.INTEGRITY, "digest", "SHA-256 differs from the manifest", entry.name)
+            report.fail(
+                Category.INTEGRITY, "digest", "SHA-256 differs from the manifest", entry.name
+            )
         elif options.deep and trusted and entry.signal is not None:
             _deep(source, entry, options, report)
 
@@ -208,7 +230,9 @@ def _hash_file(source: DirectorySource, name: str) -> str | OSError:
     return digest.hexdigest()
 
 
-def _deep(source: DirectorySource, entry: FileEntry, options: VerifyOptions, report: VerificationReport) -> None:
+def _deep(
+    source: DirectorySource, entry: FileEntry, options: VerifyOptions, report: VerificationReport
+) -> None:
     """Decode a segment whose digest matched a trusted manifest, re-hashing what is decoded."""
     try:
         with source.open(entry.name) as stream:
@@ -222,7 +246,9 @@ def _deep(source: DirectorySource, entry: FileEntry, options: VerifyOptions, rep
         report.fail(Category.INTEGRITY, "unreadable", f"cannot read file: {exc}", entry.name)
         return
     if reader.digest.hexdigest() != entry.sha256:
-        report.fail(Category.INTEGRITY, "digest", "file changed while it was being verified", entry.name)
+        report.fail(
+            Category.INTEGRITY, "digest", "file changed while it was being verified", entry.name
+        )
     report.records_checked += records
     for problem in problems:
         report.fail(Category.INTEGRITY, "deep", problem, entry.name)
