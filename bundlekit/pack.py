@@ -31,7 +31,7 @@ from bundlekit.format.manifest import (
     Manifest,
     build_manifest,
 )
-from bundlekit.format.segment import compress_segment
+from bundlekit.format.segment import write_segment
 from bundlekit.format.timefmt import created_ns_default
 from bundlekit.fsutil import staged_directory, write_file_synced
 from bundlekit.inputs_config import Dashboard, read_collector_config, read_dashboards
@@ -176,7 +176,9 @@ class _SegmentWriter:
         self._entries: list[FileEntry] = []
         self._signal: Signal | None = None
         self._index = 0
-        self._buffer = bytearray()
+        #: The open segment: framed records, joined once when it is flushed.
+        self._parts: list[bytes] = []
+        self._size = 0
         self._stats: StatsCollector | None = None
 
     def add_input(self, path: Path, signal: Signal) -> None:
@@ -194,7 +196,7 @@ class _SegmentWriter:
                 self._progress(self._consumed, self._total)
 
     def _add(self, signal: Signal, data: bytes, path: Path) -> None:
-        if self._buffer and len(self._buffer) + 4 + len(data) > self._limits.max_segment_bytes:
+        if self._parts and self._size + 4 + len(data) > self._limits.max_segment_bytes:
             self._flush()
         if self._stats is None:
             self._stats = StatsCollector(signal)
@@ -205,37 +207,47 @@ class _SegmentWriter:
                 f"{path}: a request is not valid {signal.value} data ({exc})",
                 "check the file holds this signal, or name it with --traces/--metrics/--logs",
             ) from exc
-        self._buffer += len(data).to_bytes(4, "big")
-        self._buffer += data
+        self._parts.append(len(data).to_bytes(4, "big"))
+        self._parts.append(data)
+        self._size += 4 + len(data)
 
     def finish_signal(self) -> None:
-        if self._buffer:
+        if self._parts:
             self._flush()
 
     def _flush(self) -> None:
         assert self._signal is not None and self._stats is not None
         self._index += 1
         name = layout.segment_name(self._signal, self._index)
-        raw, self._buffer = self._buffer, bytearray()
+        parts, size = self._parts, self._size
+        self._parts, self._size = [], 0
         stats, self._stats = self._stats.stats, None
         self._collect()  # at most one segment compressing while the next fills
         signal = self._signal
-        self._pending = self._pool.submit(self._write_segment, name, signal, raw, stats)
+        self._pending = self._pool.submit(self._write_segment, name, signal, parts, size, stats)
 
     def _write_segment(
-        self, name: str, signal: Signal, raw: bytearray, stats: SignalStats
+        self, name: str, signal: Signal, parts: list[bytes], size: int, stats: SignalStats
     ) -> FileEntry:
-        blob = compress_segment(
-            raw, level=self._options.compression_level, threads=self._options.compression_threads
-        )
-        write_file_synced(self._root / name, blob)
+        path = self._root / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(path, "xb") as handle:
+            stored, digest = write_segment(
+                handle,
+                parts,
+                size,
+                level=self._options.compression_level,
+                threads=self._options.compression_threads,
+            )
+            handle.flush()
+            os.fsync(handle.fileno())
         return FileEntry(
             name=name,
             role=Role(signal.value),
             media_type=layout.MEDIA_TYPES[Role(signal.value)],
-            sha256=hashlib.sha256(blob).hexdigest(),
-            size=len(blob),
-            uncompressed_size=len(raw),
+            sha256=digest,
+            size=stored,
+            uncompressed_size=size,
             requests=stats.requests,
             records=stats.records,
             earliest_ns=stats.earliest_ns,

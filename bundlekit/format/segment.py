@@ -9,8 +9,9 @@ oversized (or decompression-bomb) segment before inflating a byte of it.
 
 from __future__ import annotations
 
+import hashlib
 import struct
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import Protocol
 
 from bundlekit.errors import FormatError, LimitExceeded
@@ -22,6 +23,10 @@ FRAME_HEADER_BYTES = _LEN.size
 _READ_CHUNK = 1 << 18
 
 
+class Writable(Protocol):
+    def write(self, data: bytes, /) -> int: ...
+
+
 class Readable(Protocol):
     """The one method a segment reader needs: files, sockets, tar members."""
 
@@ -31,6 +36,35 @@ class Readable(Protocol):
 def frame(payload: bytes) -> bytes:
     """One framed record: the 4-byte big-endian length, then the payload."""
     return _LEN.pack(len(payload)) + payload
+
+
+def write_segment(
+    handle: Writable, parts: Iterable[bytes], size: int, level: int = 3, threads: int = 0
+) -> tuple[int, str]:
+    """Compress already-framed ``parts`` (``size`` bytes in all) into ``handle``.
+
+    The content size is pledged up front so the frame header records it, and
+    the parts are streamed through the compressor without being joined.
+    Returns (compressed bytes written, their SHA-256 in hex).
+    """
+    import zstandard
+
+    cctx = zstandard.ZstdCompressor(
+        level=level, threads=threads, write_checksum=True, write_content_size=True
+    )
+    cobj = cctx.compressobj(size=size)
+    digest = hashlib.sha256()
+    written = 0
+    for part in parts:
+        out = cobj.compress(part)
+        if out:
+            digest.update(out)
+            handle.write(out)
+            written += len(out)
+    out = cobj.flush()
+    digest.update(out)
+    handle.write(out)
+    return written + len(out), digest.hexdigest()
 
 
 def compress_segment(

@@ -8,10 +8,12 @@ observed time, data point start and time.
 
 from __future__ import annotations
 
+import struct
 from dataclasses import dataclass, field
+from typing import Any
 
 from bundlekit.errors import FormatError
-from bundlekit.otlp.projection import METRIC_DATA_FIELDS, TIME_FIELDS, views
+from bundlekit.otlp.projection import METRIC_DATA_FIELDS, views
 from bundlekit.otlp.signals import Signal
 
 SERVICE_NAME_KEY = "service.name"
@@ -53,7 +55,6 @@ class StatsCollector:
         v = views(signal)
         self._count_cls = v.count
         self._times_cls = v.times
-        self._time_attrs = tuple(f"t{n}" for n in TIME_FIELDS[signal])
         self._metric_kinds = tuple(f"k{n}" for n in METRIC_DATA_FIELDS)
 
     def add(self, data: bytes) -> int:
@@ -90,13 +91,31 @@ class StatsCollector:
             self._add_times(timed.resource.scope.record)
         return records
 
-    def _add_times(self, holder: object) -> None:
-        for attr in self._time_attrs:
-            values = getattr(holder, attr)
-            if not values:
-                continue
-            high = max(values)
+    def _add_times(self, holder: Any) -> None:
+        # Serializing the merged record message yields each timestamp field as
+        # one packed little-endian uint64 array, which unpacks in a single C call.
+        holder.DiscardUnknownFields()
+        blob = holder.SerializeToString()
+        offset = 0
+        while offset < len(blob):
+            offset, values = _packed_field(blob, offset)
+            high = max(values, default=0)
             if not high:
-                continue  # every timestamp of this kind is unset
+                continue  # empty, or every timestamp of this kind is unset
             low = min(values) or min(filter(None, values))
             self.stats._widen(low, high)
+
+
+def _packed_field(blob: bytes, offset: int) -> tuple[int, tuple[int, ...]]:
+    """Read one packed ``repeated fixed64`` field at ``offset``; return (next offset, values)."""
+    offset += 1  # the tag: field numbers here are below 16, so it is one byte
+    length = shift = 0
+    while True:
+        byte = blob[offset]
+        offset += 1
+        length |= (byte & 0x7F) << shift
+        shift += 7
+        if byte < 0x80:
+            break
+    end = offset + length
+    return end, struct.unpack_from(f"<{length // 8}Q", blob, offset)
