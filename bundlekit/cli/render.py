@@ -24,6 +24,11 @@ def _console(stderr: bool = False) -> Console:
     return Console(stderr=stderr, highlight=False, soft_wrap=True)
 
 
+def say(text: str, stderr: bool = False) -> None:
+    """One line of plain text; rich is imported only for tables and progress bars."""
+    (sys.stderr if stderr else sys.stdout).write(text + "\n")
+
+
 def emit_json(document: Any) -> None:
     sys.stdout.write(json.dumps(document, indent=2, sort_keys=True) + "\n")
 
@@ -63,12 +68,9 @@ def keygen(generated: GeneratedKey, as_json: bool) -> None:
     if as_json:
         emit_json(doc)
         return
-    con = _console()
-    con.print(
-        f"wrote {generated.private_path} ({'encrypted' if generated.encrypted else 'UNENCRYPTED'})"
-    )
-    con.print(f"wrote {generated.public_path}")
-    con.print(f"key id {generated.keyid}")
+    say(f"wrote {generated.private_path} ({'encrypted' if generated.encrypted else 'UNENCRYPTED'})")
+    say(f"wrote {generated.public_path}")
+    say(f"key id {generated.keyid}")
 
 
 def packed(result: PackResult, as_json: bool) -> None:
@@ -84,15 +86,14 @@ def packed(result: PackResult, as_json: bool) -> None:
             }
         )
         return
-    con = _console()
-    con.print(f"packed {result.path} (bundle {manifest.bundle_id})")
+    say(f"packed {result.path} (bundle {manifest.bundle_id})")
     for signal, totals in manifest.signal_totals().items():
-        con.print(f"  {signal:8} {totals['records']:>12,} records in {totals['files']} segment(s)")
+        say(f"  {signal:8} {totals['records']:>12,} records in {totals['files']} segment(s)")
     if result.signed_by:
         for keyid in result.signed_by:
-            con.print(f"  signed by {keyid}")
+            say(f"  signed by {keyid}")
     else:
-        con.print("  unsigned: run `bundlekit sign` before handing it over")
+        say("  unsigned: run `bundlekit sign` before handing it over")
 
 
 def signed(bundle: Path, envelope: Envelope, as_json: bool) -> None:
@@ -109,24 +110,23 @@ def verification(report: VerificationReport, as_json: bool) -> None:
     if as_json:
         emit_json(report.to_json())
         return
-    con = _console(stderr=not report.ok)
+    lines: list[str] = []
     if report.ok:
         who = ", ".join(f"{s.keyid[:16]}… ({s.source})" for s in report.signers)
-        con.print(f"OK {report.bundle}")
-        con.print(
-            f"  signatures: {len(report.signers)} trusted (threshold {report.threshold}): {who}"
-        )
-        con.print(f"  files: {report.files_checked} checked, {report.bytes_hashed:,} bytes hashed")
+        lines += [
+            f"OK {report.bundle}",
+            f"  signatures: {len(report.signers)} trusted (threshold {report.threshold}): {who}",
+            f"  files: {report.files_checked} checked, {report.bytes_hashed:,} bytes hashed",
+        ]
         if report.deep:
-            con.print(
+            lines.append(
                 f"  deep: {report.records_checked:,} records decoded and matched the manifest"
             )
     else:
-        con.print(f"FAILED {report.bundle} ({len(report.failures)} problem(s))")
-        for finding in report.failures:
-            con.print(f"  {finding}")
-    for note in report.notes:
-        con.print(f"  note: {note}")
+        lines.append(f"FAILED {report.bundle} ({len(report.failures)} problem(s))")
+        lines += [f"  {finding}" for finding in report.failures]
+    lines += [f"  note: {note}" for note in report.notes]
+    say("\n".join(lines), stderr=not report.ok)
 
 
 def inspection(doc: dict[str, Any], as_json: bool) -> None:
