@@ -9,6 +9,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from jsonschema import Draft202012Validator
 
 from bundlekit.errors import FormatError
@@ -110,3 +112,62 @@ def test_manifest_with_duplicate_keys_is_refused(good: dict[str, Any]) -> None:
 def test_garbage_manifest_is_a_clear_format_error(data: bytes, tmp_path: Path) -> None:
     with pytest.raises(FormatError):
         Manifest.from_bytes(data)
+
+
+def test_generated_fast_validator_is_current() -> None:
+    from bundlekit.format.schema import GENERATED_PATH, generate_fast_validator
+
+    assert GENERATED_PATH.read_text() == generate_fast_validator(), (
+        "schema changed: run `python -m bundlekit.format.schema` and commit the result"
+    )
+
+
+_JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers(-(2**60), 2**60) | st.text(max_size=20),
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3)
+    ),
+    max_leaves=6,
+)
+
+
+def _paths(node: Any, prefix: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    found = [prefix]
+    if isinstance(node, dict):
+        for key, value in node.items():
+            found += _paths(value, (*prefix, key))
+    elif isinstance(node, list):
+        for index, value in enumerate(node):
+            found += _paths(value, (*prefix, index))
+    return found
+
+
+@settings(
+    max_examples=400, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(data=st.data())
+def test_fast_validator_never_accepts_what_jsonschema_rejects(
+    good: dict[str, Any], data: st.DataObject
+) -> None:
+    from bundlekit.format import _manifest_validator
+    from bundlekit.format.schema import schema_errors
+
+    doc = copy.deepcopy(good)
+    path = data.draw(st.sampled_from(_paths(doc)[1:]))
+    parent = doc
+    for part in path[:-1]:
+        parent = parent[part]
+    action = data.draw(st.sampled_from(["replace", "delete", "add"]))
+    if action == "replace" or (action == "delete" and isinstance(parent, list)):
+        parent[path[-1]] = data.draw(_JSON_VALUES)
+    elif action == "delete":
+        del parent[path[-1]]
+    elif isinstance(parent, dict):
+        parent[data.draw(st.text(max_size=8))] = data.draw(_JSON_VALUES)
+    try:
+        _manifest_validator.validate(doc)
+        fast_valid = True
+    except ValueError:
+        fast_valid = False
+    reference_valid = not schema_errors(doc)
+    assert fast_valid == reference_valid, (path, action, schema_errors(doc))
