@@ -14,12 +14,11 @@ import os
 import platform
 import uuid
 from collections.abc import Callable, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from bundlekit._version import __version__
-from bundlekit.errors import InputError, UsageError
+from bundlekit.errors import FormatError, InputError, UsageError
 from bundlekit.format import layout
 from bundlekit.format.dsse import Envelope, Signature
 from bundlekit.format.layout import Role
@@ -31,15 +30,14 @@ from bundlekit.format.manifest import (
     Manifest,
     build_manifest,
 )
-from bundlekit.format.segment import write_segment
 from bundlekit.format.timefmt import created_ns_default
+from bundlekit.format.writer import SegmentWriter
 from bundlekit.fsutil import staged_directory, write_file_synced
 from bundlekit.inputs_config import Dashboard, read_collector_config, read_dashboards
 from bundlekit.keys import Signer
 from bundlekit.limits import DEFAULT_LIMITS, Limits
 from bundlekit.otlp.inputs import confirm_signal, detect_signal, iter_input_requests, split_request
 from bundlekit.otlp.signals import SIGNALS, Signal
-from bundlekit.otlp.stats import SignalStats, StatsCollector
 from bundlekit.retention import resolve_retention
 
 _COPY_CHUNK = 1 << 20
@@ -116,15 +114,16 @@ def pack_bundle(
     created_ns = options.created_ns if options.created_ns is not None else created_ns_default()
     retain_until, basis = resolve_retention(options.retention, options.profile, created_ns)
     bundle_id = options.bundle_id or str(uuid.uuid4())
-    total_bytes = sum(path.stat().st_size for path, _ in resolved)
 
     with staged_directory(out) as staging:
-        writer = _SegmentWriter(staging, options, progress, total_bytes)
-        for signal in SIGNALS:
-            for path, sig in resolved:
-                if sig is signal:
-                    writer.add_input(path, signal)
-            writer.finish_signal()
+        writer = SegmentWriter(
+            staging, options.limits, options.compression_level, options.compression_threads
+        )
+        try:
+            _pack_otlp(writer, resolved, options.limits, progress)
+        except BaseException:
+            writer.abort()
+            raise
         entries = writer.close()
         if config is not None:
             entries.append(_write_small(staging, layout.CONFIG_NAME, config, Role.COLLECTOR_CONFIG))
@@ -159,113 +158,38 @@ def pack_bundle(
     return PackResult(out, manifest, tuple(s.keyid for s in signers))
 
 
-class _SegmentWriter:
-    """Frames requests into bounded segments and writes them in the background."""
-
-    def __init__(
-        self, root: Path, options: PackOptions, progress: ProgressCallback | None, total: int
-    ) -> None:
-        self._root = root
-        self._options = options
-        self._limits = options.limits
-        self._progress = progress
-        self._total = total
-        self._consumed = 0
-        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="bundlekit-compress")
-        self._pending: Future[FileEntry] | None = None
-        self._entries: list[FileEntry] = []
-        self._signal: Signal | None = None
-        self._index = 0
-        #: The open segment: framed records, joined once when it is flushed.
-        self._parts: list[bytes] = []
-        self._size = 0
-        self._stats: StatsCollector | None = None
-
-    def add_input(self, path: Path, signal: Signal) -> None:
-        if self._signal is not signal:
-            self._signal, self._index = signal, 0
-        limit = self._limits.max_request_bytes
-        for data in iter_input_requests(path, self._limits):
-            self._consumed += len(data) + 4
-            if len(data) > limit:
-                for part in split_request(signal, data, limit, str(path)):
-                    self._add(signal, part, path)
-            else:
-                self._add(signal, data, path)
-            if self._progress:
-                self._progress(self._consumed, self._total)
-
-    def _add(self, signal: Signal, data: bytes, path: Path) -> None:
-        if self._parts and self._size + 4 + len(data) > self._limits.max_segment_bytes:
-            self._flush()
-        if self._stats is None:
-            self._stats = StatsCollector(signal)
-        try:
-            self._stats.add(data)
-        except Exception as exc:
-            raise InputError(
-                f"{path}: a request is not valid {signal.value} data ({exc})",
-                "check the file holds this signal, or name it with --traces/--metrics/--logs",
-            ) from exc
-        self._parts.append(len(data).to_bytes(4, "big"))
-        self._parts.append(data)
-        self._size += 4 + len(data)
-
-    def finish_signal(self) -> None:
-        if self._parts:
-            self._flush()
-
-    def _flush(self) -> None:
-        assert self._signal is not None and self._stats is not None
-        self._index += 1
-        name = layout.segment_name(self._signal, self._index)
-        parts, size = self._parts, self._size
-        self._parts, self._size = [], 0
-        stats, self._stats = self._stats.stats, None
-        self._collect()  # at most one segment compressing while the next fills
-        signal = self._signal
-        self._pending = self._pool.submit(self._write_segment, name, signal, parts, size, stats)
-
-    def _write_segment(
-        self, name: str, signal: Signal, parts: list[bytes], size: int, stats: SignalStats
-    ) -> FileEntry:
-        path = self._root / name
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with open(path, "xb") as handle:
-            stored, digest = write_segment(
-                handle,
-                parts,
-                size,
-                level=self._options.compression_level,
-                threads=self._options.compression_threads,
-            )
-            handle.flush()
-            os.fsync(handle.fileno())
-        return FileEntry(
-            name=name,
-            role=Role(signal.value),
-            media_type=layout.MEDIA_TYPES[Role(signal.value)],
-            sha256=digest,
-            size=stored,
-            uncompressed_size=size,
-            requests=stats.requests,
-            records=stats.records,
-            earliest_ns=stats.earliest_ns,
-            latest_ns=stats.latest_ns,
-            services=tuple(sorted(stats.services)),
-        )
-
-    def _collect(self) -> None:
-        if self._pending is not None:
-            self._entries.append(self._pending.result())
-            self._pending = None
-
-    def close(self) -> list[FileEntry]:
-        try:
-            self._collect()
-        finally:
-            self._pool.shutdown(wait=True)
-        return self._entries
+def _pack_otlp(
+    writer: SegmentWriter,
+    inputs: list[tuple[Path, Signal]],
+    limits: Limits,
+    progress: ProgressCallback | None,
+) -> None:
+    """Feed every input's requests to the writer, signal by signal, splitting oversized ones."""
+    total = sum(path.stat().st_size for path, _ in inputs)
+    consumed = 0
+    for signal in SIGNALS:
+        for path, file_signal in inputs:
+            if file_signal is not signal:
+                continue
+            for data in iter_input_requests(path, limits):
+                consumed += len(data) + 4
+                parts = (
+                    split_request(signal, data, limits.max_request_bytes, str(path))
+                    if len(data) > limits.max_request_bytes
+                    else [data]
+                )
+                for part in parts:
+                    try:
+                        writer.add(signal, part)
+                    except FormatError as exc:
+                        raise InputError(
+                            f"{path}: a request is not valid {signal.value} data ({exc.message})",
+                            "check the file holds this signal, or name it with "
+                            "--traces/--metrics/--logs",
+                        ) from exc
+                if progress:
+                    progress(consumed, total)
+        writer.finish_signal()
 
 
 def _write_small(
