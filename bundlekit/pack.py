@@ -31,7 +31,7 @@ from bundlekit.format.manifest import (
     build_manifest,
 )
 from bundlekit.format.timefmt import created_ns_default
-from bundlekit.format.writer import SegmentWriter
+from bundlekit.format.writer import DEFAULT_SEGMENT_TARGET, SegmentWriter
 from bundlekit.fsutil import staged_directory, write_file_synced
 from bundlekit.inputs_config import Dashboard, read_collector_config, read_dashboards
 from bundlekit.keys import Signer
@@ -64,8 +64,11 @@ class PackOptions:
     #: Creation time in Unix nanoseconds; None uses $SOURCE_DATE_EPOCH or now.
     created_ns: int | None = None
     compression_level: int = 3
-    #: zstd worker threads per segment (0 = compress on the background thread only).
-    compression_threads: int = 2
+    #: Uncompressed size at which a new segment starts (capped by limits.max_segment_bytes).
+    segment_target: int = DEFAULT_SEGMENT_TARGET
+    #: zstd worker threads per segment (0 = compress on the background thread only,
+    #: which overlaps best with parsing on two cores).
+    compression_threads: int = 0
     limits: Limits = DEFAULT_LIMITS
 
 
@@ -117,7 +120,11 @@ def pack_bundle(
 
     with staged_directory(out) as staging:
         writer = SegmentWriter(
-            staging, options.limits, options.compression_level, options.compression_threads
+            staging,
+            options.limits,
+            options.compression_level,
+            options.compression_threads,
+            options.segment_target,
         )
         try:
             _pack_otlp(writer, resolved, options.limits, progress)

@@ -122,12 +122,8 @@ def pack(
         Optional[list[Path]],  # noqa: UP045
         typer.Argument(help="OTLP protobuf files; the signal is detected."),
     ] = None,
-    traces: Annotated[
-        list[Path] | None, typer.Option(help="A traces file (repeatable).")
-    ] = None,
-    metrics: Annotated[
-        list[Path] | None, typer.Option(help="A metrics file (repeatable).")
-    ] = None,
+    traces: Annotated[list[Path] | None, typer.Option(help="A traces file (repeatable).")] = None,
+    metrics: Annotated[list[Path] | None, typer.Option(help="A metrics file (repeatable).")] = None,
     logs: Annotated[Optional[list[Path]], typer.Option(help="A logs file (repeatable).")] = None,  # noqa: UP045
     config: Annotated[Optional[Path], typer.Option(help="Collector config YAML.")] = None,  # noqa: UP045
     dashboards: Annotated[
@@ -148,6 +144,10 @@ def pack(
         typer.Option(help="Keep until: days (90d) or a date (2027-06-30). Default: by profile."),
     ] = None,
     level: Annotated[int, typer.Option(help="zstd compression level.", min=1, max=19)] = 3,
+    segment_mib: Annotated[
+        int,
+        typer.Option("--segment-mib", help="Start a new segment at this many MiB.", min=1, max=64),
+    ] = 16,
     as_json: JsonFlag = False,
 ) -> None:
     """Pack OTLP data, collector config and dashboards into a bundle."""
@@ -168,6 +168,7 @@ def pack(
         custody=Custody(operator, case_id, reason),
         retention=retention,
         compression_level=level,
+        segment_target=segment_mib * 1024 * 1024,
     )
     with render.progress("packing", enabled=not as_json) as advance:
         result = pack_bundle(specs, out, options, signers, progress=advance)  # type: ignore[arg-type]

@@ -43,28 +43,17 @@ def write_segment(
 ) -> tuple[int, str]:
     """Compress already-framed ``parts`` (``size`` bytes in all) into ``handle``.
 
-    The content size is pledged up front so the frame header records it, and
-    the parts are streamed through the compressor without being joined.
+    The parts are joined and compressed in one call: python-zstandard releases
+    the GIL for one-shot compression but not for its streaming objects, and a
+    writer compresses on a background thread while the main thread parses.
     Returns (compressed bytes written, their SHA-256 in hex).
     """
-    import zstandard
-
-    cctx = zstandard.ZstdCompressor(
-        level=level, threads=threads, write_checksum=True, write_content_size=True
-    )
-    cobj = cctx.compressobj(size=size)
-    digest = hashlib.sha256()
-    written = 0
-    for part in parts:
-        out = cobj.compress(part)
-        if out:
-            digest.update(out)
-            handle.write(out)
-            written += len(out)
-    out = cobj.flush()
-    digest.update(out)
-    handle.write(out)
-    return written + len(out), digest.hexdigest()
+    raw = b"".join(parts)
+    if len(raw) != size:
+        raise ValueError(f"segment parts hold {len(raw)} bytes, expected {size}")
+    blob = compress_segment(raw, level=level, threads=threads)
+    handle.write(blob)
+    return len(blob), hashlib.sha256(blob).hexdigest()
 
 
 def compress_segment(

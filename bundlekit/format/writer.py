@@ -1,10 +1,15 @@
 """Writing segments: framing, statistics, rollover, background compression.
 
-Records are appended to an uncompressed *spool* file beside the segment; when
-the segment is full the spool is compressed into the final segment on a
-background thread (its content size now known, so the zstd frame can record
-it) while the next spool fills.  Memory stays flat whatever the data volume,
-and the same writer serves a live receiver that gets requests one at a time.
+Framed records collect in memory until the segment reaches its target size;
+then the segment is compressed on a background thread (its content size now
+known, so the zstd frame records it) while the next one fills.  At most two
+segments are held, so memory is bounded by twice the target size whatever the
+data volume, and the same writer serves a live receiver that gets requests one
+at a time.
+
+The target (16 MiB by default) is well under the format's 64 MiB bound: zstd
+level 3 matches within a 2 MiB window, so bigger segments compress no better,
+while smaller ones keep memory low and let compression overlap reading.
 """
 
 from __future__ import annotations
@@ -13,7 +18,6 @@ import os
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
 
 from bundlekit.format import layout
 from bundlekit.format.layout import Role
@@ -23,15 +27,17 @@ from bundlekit.limits import DEFAULT_LIMITS, Limits
 from bundlekit.otlp.signals import Signal
 from bundlekit.otlp.stats import SignalStats, StatsCollector
 
-_SPOOL_BUFFER = 1 << 20
-_READ_CHUNK = 1 << 20
+#: Default uncompressed size at which a new segment is started.
+DEFAULT_SEGMENT_TARGET = 16 * 1024 * 1024
 
 
 @dataclass(frozen=True)
-class _Spool:
+class _Full:
+    """A finished segment waiting to be compressed."""
+
     name: str
     signal: Signal
-    path: Path
+    parts: list[bytes]
     size: int
     stats: SignalStats
 
@@ -44,10 +50,12 @@ class SegmentWriter:
         root: Path,
         limits: Limits = DEFAULT_LIMITS,
         level: int = 3,
-        threads: int = 2,
+        threads: int = 0,
+        target: int = DEFAULT_SEGMENT_TARGET,
     ) -> None:
         self._root = root
         self._limits = limits
+        self._target = min(target, limits.max_segment_bytes)
         self._level = level
         self._threads = threads
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="bundlekit-compress")
@@ -55,8 +63,7 @@ class SegmentWriter:
         self._entries: list[FileEntry] = []
         self._signal: Signal | None = None
         self._index = 0
-        self._handle: BinaryIO | None = None
-        self._spool_path: Path | None = None
+        self._parts: list[bytes] = []
         self._size = 0
         self._stats: StatsCollector | None = None
 
@@ -69,22 +76,20 @@ class SegmentWriter:
         if signal is not self._signal:
             self.finish_signal()
             self._signal, self._index = signal, 0
-        if self._handle is not None and (
-            self._size + FRAME_HEADER_BYTES + len(data) > self._limits.max_segment_bytes
-        ):
+        if self._stats is not None and self._size + FRAME_HEADER_BYTES + len(data) > self._target:
             self._roll()
-        if self._handle is None:
-            self._open(signal)
-        assert self._handle is not None and self._stats is not None
+        if self._stats is None:
+            self._index += 1
+            self._stats = StatsCollector(signal)
         records = self._stats.add(data)
-        self._handle.write(len(data).to_bytes(FRAME_HEADER_BYTES, "big"))
-        self._handle.write(data)
+        self._parts.append(len(data).to_bytes(FRAME_HEADER_BYTES, "big"))
+        self._parts.append(data)
         self._size += FRAME_HEADER_BYTES + len(data)
         return records
 
     def finish_signal(self) -> None:
         """Close the current signal's last segment (if any)."""
-        if self._handle is not None:
+        if self._stats is not None:
             self._roll()
 
     def close(self) -> list[FileEntry]:
@@ -97,67 +102,44 @@ class SegmentWriter:
         return self._entries
 
     def abort(self) -> None:
-        """Stop after an error: wait for the background thread, drop the open spool.
+        """Stop after an error: wait for the background thread and drop buffered records.
 
         Segments already written stay; the caller discards the staging directory.
         """
         self._pool.shutdown(wait=True)
-        if self._handle is not None:
-            self._handle.close()
-            self._handle = None
-        if self._spool_path is not None:
-            self._spool_path.unlink(missing_ok=True)
-            self._spool_path = None
-
-    def _open(self, signal: Signal) -> None:
-        self._index += 1
-        name = layout.segment_name(signal, self._index)
-        path = self._root / name
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self._spool_path = path.with_name(f".{path.name}.spool")
-        self._handle = open(self._spool_path, "xb", buffering=_SPOOL_BUFFER)  # noqa: SIM115
-        self._size = 0
-        self._stats = StatsCollector(signal)
+        self._parts, self._size, self._stats = [], 0, None
 
     def _roll(self) -> None:
-        assert self._handle is not None and self._spool_path is not None
         assert self._signal is not None and self._stats is not None
-        self._handle.close()
-        spool = _Spool(
+        full = _Full(
             layout.segment_name(self._signal, self._index),
             self._signal,
-            self._spool_path,
+            self._parts,
             self._size,
             self._stats.stats,
         )
-        self._handle, self._spool_path, self._stats = None, None, None
+        self._parts, self._size, self._stats = [], 0, None
         self._collect()  # at most one segment compressing while the next fills
-        self._pending = self._pool.submit(self._compress, spool)
+        self._pending = self._pool.submit(self._compress, full)
 
-    def _compress(self, spool: _Spool) -> FileEntry:
-        path = self._root / spool.name
-        try:
-            with open(spool.path, "rb") as source, open(path, "xb") as target:
-                stored, digest = write_segment(
-                    target,
-                    iter(lambda: source.read(_READ_CHUNK), b""),
-                    spool.size,
-                    level=self._level,
-                    threads=self._threads,
-                )
-                target.flush()
-                os.fsync(target.fileno())
-        finally:
-            spool.path.unlink(missing_ok=True)
-        stats = spool.stats
-        role = Role(spool.signal.value)
+    def _compress(self, full: _Full) -> FileEntry:
+        path = self._root / full.name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(path, "xb") as target:
+            stored, digest = write_segment(
+                target, full.parts, full.size, level=self._level, threads=self._threads
+            )
+            target.flush()
+            os.fsync(target.fileno())
+        stats = full.stats
+        role = Role(full.signal.value)
         return FileEntry(
-            name=spool.name,
+            name=full.name,
             role=role,
             media_type=layout.MEDIA_TYPES[role],
             sha256=digest,
             size=stored,
-            uncompressed_size=spool.size,
+            uncompressed_size=full.size,
             requests=stats.requests,
             records=stats.records,
             earliest_ns=stats.earliest_ns,
