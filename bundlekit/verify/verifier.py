@@ -25,7 +25,6 @@ from bundlekit.format import layout
 from bundlekit.format.dsse import Envelope
 from bundlekit.format.manifest import FileEntry, Manifest
 from bundlekit.limits import DEFAULT_LIMITS, Limits
-from bundlekit.verify.deep import deep_check
 from bundlekit.verify.report import Category, SignerInfo, VerificationReport
 from bundlekit.verify.signatures import check_signatures
 from bundlekit.verify.source import DirectorySource, Listing
@@ -59,12 +58,6 @@ def check_bundle(path: Path, options: VerifyOptions) -> VerificationReport:
 
     if options.threshold < 1:
         raise UsageError("--threshold must be at least 1")
-    trust = options.trust or TrustStore.load(options.trust_dir, options.keys)
-    if options.threshold > len(trust.keys):
-        raise UsageError(
-            f"threshold {options.threshold} is more than the {len(trust.keys)} trusted key(s)",
-            "add trusted keys or lower --threshold",
-        )
     source = DirectorySource(path, options.limits)
     report = VerificationReport(str(path), options.threshold, options.deep)
     try:
@@ -78,8 +71,18 @@ def check_bundle(path: Path, options: VerifyOptions) -> VerificationReport:
         if name != layout.MANIFEST_NAME and not name.startswith(layout.SIGNATURES_DIR + "/")
     )
     workers = max(1, min(options.workers, len(payload)))
+    # Hashing starts first and runs on threads (hashlib releases the GIL) while
+    # keys load and the envelope and manifest are checked on this one.
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="bundlekit-hash") as pool:
         digests = {name: pool.submit(_hash_file, source, name) for name in payload}
+        trust = options.trust or TrustStore.load(options.trust_dir, options.keys)
+        if options.threshold > len(trust.keys):
+            for future in digests.values():
+                future.cancel()
+            raise UsageError(
+                f"threshold {options.threshold} is more than the {len(trust.keys)} trusted key(s)",
+                "add trusted keys or lower --threshold",
+            )
         manifest = _check_trust(source, trust, options, report)
         if manifest is not None:
             report.manifest = manifest
@@ -234,6 +237,8 @@ def _deep(
     source: DirectorySource, entry: FileEntry, options: VerifyOptions, report: VerificationReport
 ) -> None:
     """Decode a segment whose digest matched a trusted manifest, re-hashing what is decoded."""
+    from bundlekit.verify.deep import deep_check
+
     try:
         with source.open(entry.name) as stream:
             reader = _HashingReader(stream)
