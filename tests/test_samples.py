@@ -23,12 +23,16 @@ SIGNALS = ("traces", "metrics", "logs")
 
 
 def test_regenerating_the_samples_gives_byte_identical_files(tmp_path: Path) -> None:
-    subprocess.run([sys.executable, str(SAMPLES / "make_samples.py"), "--out", str(tmp_path)],
-                   check=True, capture_output=True)
+    subprocess.run(
+        [sys.executable, str(SAMPLES / "make_samples.py"), "--out", str(tmp_path)],
+        check=True,
+        capture_output=True,
+    )
     for signal in SIGNALS:
         committed = OTLP / f"{signal}.binpb"
         assert (tmp_path / committed.name).read_bytes() == committed.read_bytes(), (
-            f"{committed} is stale: run python samples/make_samples.py")
+            f"{committed} is stale: run python samples/make_samples.py"
+        )
 
 
 @pytest.mark.parametrize("signal", SIGNALS)
@@ -117,8 +121,9 @@ def test_dashboard_is_a_grafana_dashboard_over_the_sample_metrics() -> None:
     panels = [p for p in dashboard["panels"] if p["type"] != "row"]
     assert len(panels) >= 6
     assert len({p["id"] for p in dashboard["panels"]}) == len(dashboard["panels"])
-    exprs = [t["expr"] for p in panels if p["datasource"]["type"] == "prometheus"
-             for t in p["targets"]]
+    exprs = [
+        t["expr"] for p in panels if p["datasource"]["type"] == "prometheus" for t in p["targets"]
+    ]
     used = {m for e in exprs for m in re.findall(r"([a-z_]+)\{", e)}
     assert used and used <= _prometheus_names(), used - _prometheus_names()
     jobs = {j for e in exprs for j in re.findall(r'job="shop/([a-z]+)"', e)}

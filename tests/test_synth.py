@@ -102,8 +102,9 @@ def metrics() -> list[Any]:
 
 @pytest.fixture(scope="module")
 def logs() -> list[Any]:
-    return requests("logs", records=companion_counts(20_000, 3)["logs"], seed=3,
-                    trace_records=20_000)
+    return requests(
+        "logs", records=companion_counts(20_000, 3)["logs"], seed=3, trace_records=20_000
+    )
 
 
 # --------------------------------------------------------------------------- determinism
@@ -221,11 +222,24 @@ def test_spans_form_trees_with_children_inside_their_parents(traces: list[Any]) 
 
 def test_traces_carry_semantic_conventions_and_all_span_kinds(traces: list[Any]) -> None:
     kinds = Counter(span.kind for _, span in spans_of(traces))
-    assert {Span.SPAN_KIND_SERVER, Span.SPAN_KIND_CLIENT, Span.SPAN_KIND_INTERNAL,
-            Span.SPAN_KIND_PRODUCER, Span.SPAN_KIND_CONSUMER} <= set(kinds)
+    assert {
+        Span.SPAN_KIND_SERVER,
+        Span.SPAN_KIND_CLIENT,
+        Span.SPAN_KIND_INTERNAL,
+        Span.SPAN_KIND_PRODUCER,
+        Span.SPAN_KIND_CONSUMER,
+    } <= set(kinds)
     keys = {kv.key for _, span in spans_of(traces) for kv in span.attributes}
-    assert {"http.request.method", "http.route", "http.response.status_code", "url.full",
-            "db.system", "db.query.text", "messaging.system", "server.address"} <= keys
+    assert {
+        "http.request.method",
+        "http.route",
+        "http.response.status_code",
+        "url.full",
+        "db.system",
+        "db.query.text",
+        "messaging.system",
+        "server.address",
+    } <= keys
     services = {service for service, _ in spans_of(traces)}
     assert services == {"gateway", "auth", "checkout", "payments", "inventory"}
 
@@ -234,8 +248,12 @@ def test_resources_and_scopes_describe_the_emitter(traces: list[Any]) -> None:
     for req in traces:
         for rs in req.resource_spans:
             keys = {kv.key for kv in rs.resource.attributes}
-            assert {"service.name", "service.version", "deployment.environment",
-                    "host.name"} <= keys
+            assert {
+                "service.name",
+                "service.version",
+                "deployment.environment",
+                "host.name",
+            } <= keys
             assert all(ss.scope.name for ss in rs.scope_spans)
 
 
@@ -357,8 +375,8 @@ def test_write_stream_uses_big_endian_length_framing(tmp_path: Path) -> None:
     expected = list(iter_requests("metrics", records=1_000, seed=5, per_request=100))
     offset, seen = 0, []
     while offset < len(data):
-        (n,) = struct.unpack(">I", data[offset: offset + 4])
-        seen.append(data[offset + 4: offset + 4 + n])
+        (n,) = struct.unpack(">I", data[offset : offset + 4])
+        seen.append(data[offset + 4 : offset + 4 + n])
         offset += 4 + n
     assert seen == expected == list(read_stream(path))
 
@@ -372,8 +390,9 @@ def test_read_stream_rejects_a_truncated_file(tmp_path: Path) -> None:
 
 
 def test_command_line_writes_a_consistent_set(tmp_path: Path) -> None:
-    assert main(["--signal", "all", "--records", "3000", "--seed", "9",
-                 "--out", str(tmp_path)]) == 0
+    assert (
+        main(["--signal", "all", "--records", "3000", "--seed", "9", "--out", str(tmp_path)]) == 0
+    )
     counts = companion_counts(3000, 9)
     for signal, n in counts.items():
         got = [parse(signal, r) for r in read_stream(tmp_path / f"{signal}.binpb")]

@@ -234,12 +234,10 @@ def inspect(
     render.inspection(inspect_bundle(bundle, store), as_json)
 
 
-def _register_optional_commands() -> None:
-    try:
-        from bundlekit.cli import replay_cmd
-    except ImportError:  # the replay command ships separately during development
-        return
+def _register_replay() -> None:
+    from bundlekit.cli import replay_cmd
+
     replay_cmd.register(app)
 
 
-_register_optional_commands()
+_register_replay()

@@ -18,7 +18,8 @@ _SERVICES = [[SERVICE_INDEX[s.service] for s in t.steps] for t in TEMPLATES]
 #: The collector sees a record 1 ms to 2 s after it was written.
 _MAX_LAG_NS = 2_000_000_000
 _PATH, _DURATION, _CLIENT, _BYTES = (
-    ACCESS_FIELDS.index(k) for k in ("path", "duration_ms", "client_ip", "bytes_sent"))
+    ACCESS_FIELDS.index(k) for k in ("path", "duration_ms", "client_ip", "bytes_sent")
+)
 
 
 def log_records(records: int, cycle: Cycle, spans_total: int) -> Iterator[Record]:
@@ -89,5 +90,7 @@ def _filler(plan: Plan, v: Variant, i: int, template: LogRecord) -> Fill:
         else:
             n = plan.number
             record.body.string_value = record.body.string_value.format(
-                o=f"ord-{n % 16**8:08x}", u=f"user-{n % 50_000:05d}", n=n % 9 + 1)
+                o=f"ord-{n % 16**8:08x}", u=f"user-{n % 50_000:05d}", n=n % 9 + 1
+            )
+
     return fill

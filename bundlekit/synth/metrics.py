@@ -35,13 +35,17 @@ TRACES_PER_SECOND = 150.0
 #: Explicit bucket bounds recommended by the HTTP semantic conventions.
 _BOUNDS = (0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0)
 _EXP_SCALE = 3
-_EXP_BASE = 2.0 ** (2.0 ** -_EXP_SCALE)
+_EXP_BASE = 2.0 ** (2.0**-_EXP_SCALE)
 #: Quantiles reported by the GC pause summary, with their standard normal scores.
 _QUANTILES = ((0.0, -2.6), (0.25, -0.67), (0.5, 0.0), (0.75, 0.67), (1.0, 2.6))
 _CUMULATIVE = mpb.AGGREGATION_TEMPORALITY_CUMULATIVE
 _DATA_FIELD = {
-    "gauge": "gauge", "updown": "sum", "counter": "sum", "histogram": "histogram",
-    "exponential": "exponential_histogram", "summary": "summary",
+    "gauge": "gauge",
+    "updown": "sum",
+    "counter": "sum",
+    "histogram": "histogram",
+    "exponential": "exponential_histogram",
+    "summary": "summary",
 }
 
 
@@ -93,14 +97,17 @@ def _bucket_probs(s: Series) -> None:
 
     if s.kind == "histogram":
         edges = (0.0, *_BOUNDS, math.inf)
-        s.probs = tuple([mass(edges[j], edges[j + 1], m) for j in range(len(edges) - 1)]
-                        for m in medians)
+        s.probs = tuple(
+            [mass(edges[j], edges[j + 1], m) for j in range(len(edges) - 1)] for m in medians
+        )
     else:
         first = math.floor(math.log(medians[0] * math.exp(-3 * s.sigma), _EXP_BASE))
         last = math.ceil(math.log(max(medians) * math.exp(3 * s.sigma), _EXP_BASE))
         s.offset = first
-        s.probs = tuple([mass(_EXP_BASE**j, _EXP_BASE ** (j + 1), m) for j in range(first, last)]
-                        for m in medians)
+        s.probs = tuple(
+            [mass(_EXP_BASE**j, _EXP_BASE ** (j + 1), m) for j in range(first, last)]
+            for m in medians
+        )
     s.buckets = [0] * len(s.probs[0])
 
 
@@ -157,33 +164,75 @@ def catalog() -> list[Series]:
     series: list[Series] = []
     for si, svc in enumerate(SERVICES):
         hot = svc.name in ("payments", "checkout")
-        series.append(Series(si, "runtime", "gauge", "system.cpu.utilization", "1",
-                             "Fraction of CPU time in use.", [], level=0.22 + 0.05 * si,
-                             incident=2.6 if hot else 1.1))
+        series.append(
+            Series(
+                si,
+                "runtime",
+                "gauge",
+                "system.cpu.utilization",
+                "1",
+                "Fraction of CPU time in use.",
+                [],
+                level=0.22 + 0.05 * si,
+                incident=2.6 if hot else 1.1,
+            )
+        )
         mine = sorted((k, v) for k, v in traffic.items() if k[0] == svc.name)
         for (_, kind, target), tr in mine:
             if kind == "server":
                 series += _server_series(si, target, tr)
             else:
                 db = kind == "db"
-                series.append(Series(
-                    si, tr.role, "exponential",
-                    "db.client.operation.duration" if db else "http.client.request.duration",
-                    "s", "Duration of outgoing calls.",
-                    kvs([("db.system" if db else "server.address", target)]),
-                    rate=tr.rate, median=tr.latency, sigma=0.5, incident=tr.slowdown))
+                series.append(
+                    Series(
+                        si,
+                        tr.role,
+                        "exponential",
+                        "db.client.operation.duration" if db else "http.client.request.duration",
+                        "s",
+                        "Duration of outgoing calls.",
+                        kvs([("db.system" if db else "server.address", target)]),
+                        rate=tr.rate,
+                        median=tr.latency,
+                        sigma=0.5,
+                        incident=tr.slowdown,
+                    )
+                )
         if any(kind == "db" for (_, kind, _t), _v in mine):
             for state, level in (("used", 6.0), ("idle", 14.0)):
-                series.append(Series(
-                    si, "db", "updown", "db.client.connection.count", "{connection}",
-                    "Connections in the pool, by state.",
-                    kvs([("db.client.connection.state", state),
-                         ("db.client.connection.pool.name", f"{svc.name}-pool")]),
-                    level=level, incident=3.0 if hot and state == "used" else 1.0))
-        series.append(Series(si, "runtime", "summary", "runtime.gc.pause.duration", "s",
-                             "Stop-the-world garbage collection pauses.", [],
-                             rate=2.0, median=0.0008 * (1 + si % 3), sigma=0.7,
-                             incident=2.0 if hot else 1.0))
+                series.append(
+                    Series(
+                        si,
+                        "db",
+                        "updown",
+                        "db.client.connection.count",
+                        "{connection}",
+                        "Connections in the pool, by state.",
+                        kvs(
+                            [
+                                ("db.client.connection.state", state),
+                                ("db.client.connection.pool.name", f"{svc.name}-pool"),
+                            ]
+                        ),
+                        level=level,
+                        incident=3.0 if hot and state == "used" else 1.0,
+                    )
+                )
+        series.append(
+            Series(
+                si,
+                "runtime",
+                "summary",
+                "runtime.gc.pause.duration",
+                "s",
+                "Stop-the-world garbage collection pauses.",
+                [],
+                rate=2.0,
+                median=0.0008 * (1 + si % 3),
+                sigma=0.7,
+                incident=2.0 if hot else 1.0,
+            )
+        )
     for s in series:
         if s.kind in ("histogram", "exponential"):
             _bucket_probs(s)
@@ -195,17 +244,38 @@ def _server_series(service: int, target: str, tr: _Traffic) -> list[Series]:
     base = [("http.request.method", method), ("http.route", route)]
     group = f"{service} {target}"
     out = [
-        Series(service, "http", "counter", "http.server.request.count", "{request}",
-               "HTTP requests served.", kvs([*base, ("http.response.status_code", code)]),
-               rate=tr.rate, errors=code >= 500, error_rate=tr.errors,
-               incident_error_rate=tr.incident_errors, group=group)
+        Series(
+            service,
+            "http",
+            "counter",
+            "http.server.request.count",
+            "{request}",
+            "HTTP requests served.",
+            kvs([*base, ("http.response.status_code", code)]),
+            rate=tr.rate,
+            errors=code >= 500,
+            error_rate=tr.errors,
+            incident_error_rate=tr.incident_errors,
+            group=group,
+        )
         for code in (200, 500)
     ]
-    out.append(Series(
-        service, "http", "histogram", "http.server.request.duration", "s",
-        "Duration of HTTP server requests.", kvs(base), rate=tr.rate, median=tr.latency,
-        incident=tr.slowdown, group=group,
-        exemplar_template=tr.root_of if SERVICES[service].name == "gateway" else None))
+    out.append(
+        Series(
+            service,
+            "http",
+            "histogram",
+            "http.server.request.duration",
+            "s",
+            "Duration of HTTP server requests.",
+            kvs(base),
+            rate=tr.rate,
+            median=tr.latency,
+            incident=tr.slowdown,
+            group=group,
+            exemplar_template=tr.root_of if SERVICES[service].name == "gateway" else None,
+        )
+    )
     return out
 
 
@@ -267,7 +337,10 @@ def _advance(s: Series, noise: float, seconds: float, incident: bool) -> list[fl
 
 
 def _exemplar(
-    template: int, cycle: Cycle, now: int, spans_total: int,
+    template: int,
+    cycle: Cycle,
+    now: int,
+    spans_total: int,
 ) -> tuple[int, float, bytes, bytes] | None:
     """The root span of a trace of ``template`` that ended shortly before ``now``."""
     span_index = (now - EPOCH_NS - 5 * 10**9) * spans_total // TRACE_WINDOW_NS
@@ -286,7 +359,10 @@ def _exemplar(
 
 
 def _filler(
-    s: Series, values: list[float], now: int, interval: int,
+    s: Series,
+    values: list[float],
+    now: int,
+    interval: int,
     exemplar: tuple[int, float, bytes, bytes] | None,
 ) -> Fill:
     count, total, buckets, low, high = s.count, s.total, list(s.buckets), s.low, s.high
@@ -320,8 +396,13 @@ def _filler(
                 dp.positive.offset = s.offset
                 dp.positive.bucket_counts.extend(buckets)
             if exemplar is not None:
-                dp.exemplars.add(time_unix_nano=exemplar[0], as_double=exemplar[1],
-                                 trace_id=exemplar[2], span_id=exemplar[3])
+                dp.exemplars.add(
+                    time_unix_nano=exemplar[0],
+                    as_double=exemplar[1],
+                    trace_id=exemplar[2],
+                    span_id=exemplar[3],
+                )
+
     return fill
 
 

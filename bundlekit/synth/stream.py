@@ -90,8 +90,9 @@ def write_stream(
     """
     count = size = 0
     with open(path, "wb") as out:
-        for request in iter_requests(signal, records=records, seed=seed,
-                                     per_request=per_request, trace_records=trace_records):
+        for request in iter_requests(
+            signal, records=records, seed=seed, per_request=per_request, trace_records=trace_records
+        ):
             out.write(_LENGTH.pack(len(request)))
             out.write(request)
             count += 1

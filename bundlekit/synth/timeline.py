@@ -55,7 +55,7 @@ class Plan:
     link: tuple[bytes, bytes] | None = None
 
     def span_id(self, step: int) -> bytes:
-        return self.ids[8 * step: 8 * step + 8]
+        return self.ids[8 * step : 8 * step + 8]
 
 
 class Cycle:
@@ -98,10 +98,9 @@ class Cycle:
         raw = h.digest(_RANDOM_BYTES)
         tpl = self.template(k)
         t = TEMPLATES[tpl]
-        offset = min(self.first_span(k) * TRACE_WINDOW_NS // max(spans_total, 1),
-                     TRACE_WINDOW_NS)
+        offset = min(self.first_span(k) * TRACE_WINDOW_NS // max(spans_total, 1), TRACE_WINDOW_NS)
         incident = in_incident(offset / WINDOW_NS)
-        tail = raw[16 + 8 * MAX_STEPS:]
+        tail = raw[16 + 8 * MAX_STEPS :]
         draw = int.from_bytes(tail[0:2], "little") / 65536.0
         rate = t.incident_fail_rate if incident and t.incident_fail_rate else t.fail_rate
         failed = draw < rate
@@ -119,8 +118,17 @@ class Cycle:
             producer = self.plan(src, spans_total)
             link = producer.trace_id, producer.span_id(PRODUCER_STEP)
             start = max(start, span_times(producer, PRODUCER_STEP)[1] + _QUEUE_DELAY_NS)
-        return Plan(k, tpl, raw[:16], raw[16:16 + 8 * MAX_STEPS], failed, scale, start,
-                    int.from_bytes(tail[4:8], "little"), link)
+        return Plan(
+            k,
+            tpl,
+            raw[:16],
+            raw[16 : 16 + 8 * MAX_STEPS],
+            failed,
+            scale,
+            start,
+            int.from_bytes(tail[4:8], "little"),
+            link,
+        )
 
 
 def _layout(steps: Sequence[Step], failed: bool) -> list[tuple[int, int]]:

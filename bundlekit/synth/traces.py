@@ -37,10 +37,10 @@ def _filler(plan: Plan, v: Variant, i: int) -> Fill:
         span = scope.spans.add()
         span.CopyFrom(v.spans[i])
         span.trace_id = plan.trace_id
-        span.span_id = plan.ids[8 * i: 8 * i + 8]
+        span.span_id = plan.ids[8 * i : 8 * i + 8]
         parent = _PARENTS[plan.template][i]
         if parent >= 0:
-            span.parent_span_id = plan.ids[8 * parent: 8 * parent + 8]
+            span.parent_span_id = plan.ids[8 * parent : 8 * parent + 8]
         start, end = span_times(plan, i)
         span.start_time_unix_nano = start
         span.end_time_unix_nano = end
@@ -57,6 +57,11 @@ def _filler(plan: Plan, v: Variant, i: int) -> Fill:
             else:
                 value.string_value = text
         if i == 0 and plan.link is not None:
-            span.links.add(trace_id=plan.link[0], span_id=plan.link[1], flags=FLAGS_REMOTE,
-                           attributes=_LINK_ATTRS)
+            span.links.add(
+                trace_id=plan.link[0],
+                span_id=plan.link[1],
+                flags=FLAGS_REMOTE,
+                attributes=_LINK_ATTRS,
+            )
+
     return fill

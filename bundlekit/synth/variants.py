@@ -69,16 +69,24 @@ def _span(t: Template, i: int, failed: bool) -> Span:
             attrs = _merge(attrs, (("http.response.status_code", code),))
         if step.failure is not None:
             attrs.append(("error.type", step.failure.error_type))
-            span.status.CopyFrom(Status(code=Status.STATUS_CODE_ERROR,
-                                        message=step.failure.message))
-            span.events.add(name="exception", attributes=kvs((
-                ("exception.type", step.failure.error_type),
-                ("exception.message", step.failure.message),
-                ("exception.stacktrace",
-                 f"{step.failure.error_type}: {step.failure.message}\n"
-                 f"\tat {step.service}.{step.scope}.execute(Client.java:212)\n"
-                 f"\tat {step.service}.handler.handle(Handler.java:88)"),
-            )))
+            span.status.CopyFrom(
+                Status(code=Status.STATUS_CODE_ERROR, message=step.failure.message)
+            )
+            span.events.add(
+                name="exception",
+                attributes=kvs(
+                    (
+                        ("exception.type", step.failure.error_type),
+                        ("exception.message", step.failure.message),
+                        (
+                            "exception.stacktrace",
+                            f"{step.failure.error_type}: {step.failure.message}\n"
+                            f"\tat {step.service}.{step.scope}.execute(Client.java:212)\n"
+                            f"\tat {step.service}.handler.handle(Handler.java:88)",
+                        ),
+                    )
+                ),
+            )
         else:
             attrs.append(("error.type", str(code)))
             span.status.CopyFrom(Status(code=Status.STATUS_CODE_ERROR, message=f"HTTP {code}"))
@@ -94,14 +102,17 @@ def _log(t: Template, i: int, spec: LogSpec, failed: bool) -> LogRecord:
     severity = spec.fail_severity if bad else spec.severity
     record = LogRecord(
         severity_number=severity,  # type: ignore[arg-type]
-        severity_text=_SEVERITY_TEXT[severity], flags=1,
+        severity_text=_SEVERITY_TEXT[severity],
+        flags=1,
     )
     record.body.string_value = spec.fail_body if bad else spec.body
     java = step.service in ("auth", "payments")
     attrs: list[Attr] = [("thread.name", "http-nio-8443-exec-3" if java else "main")]
     if bad and step.failure is not None:
-        attrs += [("exception.type", step.failure.error_type),
-                  ("exception.message", step.failure.message)]
+        attrs += [
+            ("exception.type", step.failure.error_type),
+            ("exception.message", step.failure.message),
+        ]
     record.attributes.extend(kvs(attrs))
     return record
 
@@ -140,8 +151,10 @@ def _variant(t: Template, failed: bool) -> Variant:
         dynamic=dynamic,
         has_events=[len(span.events) > 0 for span in spans],
         logs=[[_log(t, i, spec, failed) for spec in s.logs] for i, s in enumerate(t.steps)],
-        access=[_access_body(span) if any(spec.access for spec in step.logs) else None
-                for step, span in zip(t.steps, spans, strict=True)],
+        access=[
+            _access_body(span) if any(spec.access for spec in step.logs) else None
+            for step, span in zip(t.steps, spans, strict=True)
+        ],
     )
 
 

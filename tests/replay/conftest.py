@@ -1,0 +1,46 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from bundlekit.keys import GeneratedKey, KeyType, generate_key
+from bundlekit.replay import ReplayOptions, RetryPolicy, TransportOptions, TrustOptions
+from bundlekit.replay.interface import Protocol
+from tests.replay.otlpdata import Bundle, make_bundle
+
+
+@pytest.fixture(scope="session")
+def replay_key(tmp_path_factory: pytest.TempPathFactory) -> GeneratedKey:
+    return generate_key(tmp_path_factory.mktemp("replay-key") / "signer", KeyType.ED25519)
+
+
+@pytest.fixture(scope="session")
+def bundle(tmp_path_factory: pytest.TempPathFactory, replay_key: GeneratedKey) -> Bundle:
+    """A signed bundle: 2,000 spans plus matching metrics and logs, 128 records a request."""
+    return make_bundle(tmp_path_factory.mktemp("bundle"), replay_key, spans=2000, per_request=128)
+
+
+def options_for(
+    bundle: Bundle,
+    port: int,
+    protocol: Protocol = Protocol.GRPC,
+    *,
+    max_elapsed: float = 10.0,
+    **kwargs: object,
+) -> ReplayOptions:
+    """Options that trust ``bundle``'s key, talk plaintext to 127.0.0.1:port, retry fast."""
+    transport = kwargs.pop("transport", None) or TransportOptions(
+        endpoint=f"http://127.0.0.1:{port}", protocol=protocol, timeout=5.0
+    )
+    return ReplayOptions(
+        transport=transport,  # type: ignore[arg-type]
+        trust=TrustOptions(keys=(bundle.key.public_path,)),
+        retry=RetryPolicy(initial_backoff=0.05, max_backoff=0.5, max_elapsed=max_elapsed),
+        **kwargs,  # type: ignore[arg-type]
+    )
+
+
+@pytest.fixture
+def workdir(tmp_path: Path) -> Path:
+    return tmp_path
