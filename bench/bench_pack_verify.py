@@ -115,8 +115,9 @@ def benchmark(data: Path, reps: int, work: Path, bk: list[str], threads: int) ->
     for rep in range(reps + 1):  # repetition 0 warms caches and is not counted
         tarball.unlink(missing_ok=True)
         shutil.rmtree(bundle, ignore_errors=True)
-        tar_s, _ = run(["tar", "-I", f"zstd -3 -T{threads}", "-cf", str(tarball), "-C",
-                        str(data), *inputs])
+        tar_s, _ = run(
+            ["tar", "-I", f"zstd -3 -T{threads}", "-cf", str(tarball), "-C", str(data), *inputs]
+        )
         dgst_s, _ = run(["openssl", "dgst", "-sha256", *absolute])
         pack = run([*bk, "pack", *absolute, "--out", str(bundle), "--key", private])
         bundle_files = files_under(bundle)
@@ -126,17 +127,23 @@ def benchmark(data: Path, reps: int, work: Path, bk: list[str], threads: int) ->
         if rep == 0:
             bundle_bytes = sum(Path(f).stat().st_size for f in bundle_files)
             tar_bytes = tarball.stat().st_size
-            print(f"warm-up done: bundle {bundle_bytes / 1e6:,.1f} MB in {len(bundle_files)} "
-                  f"files, tar.zst {tar_bytes / 1e6:,.1f} MB", flush=True)
+            print(
+                f"warm-up done: bundle {bundle_bytes / 1e6:,.1f} MB in {len(bundle_files)} "
+                f"files, tar.zst {tar_bytes / 1e6:,.1f} MB",
+                flush=True,
+            )
             continue
         samples["baseline_pack"].add(tar_s + dgst_s, 0.0)
         samples["pack"].add(*pack)
         samples["baseline_verify"].add(*base_verify)
         samples["verify"].add(*verify)
         samples["version"].add(*version)
-        print(f"rep {rep}/{reps}: pack {pack[0]:.2f} s (baseline {tar_s + dgst_s:.2f} s), "
-              f"verify {verify[0]:.2f} s (baseline {base_verify[0]:.2f} s), "
-              f"--version {version[0]:.3f} s", flush=True)
+        print(
+            f"rep {rep}/{reps}: pack {pack[0]:.2f} s (baseline {tar_s + dgst_s:.2f} s), "
+            f"verify {verify[0]:.2f} s (baseline {base_verify[0]:.2f} s), "
+            f"--version {version[0]:.3f} s",
+            flush=True,
+        )
 
     med = {name: s.median for name, s in samples.items()}
     version_s = med["version"]
@@ -154,11 +161,14 @@ def benchmark(data: Path, reps: int, work: Path, bk: list[str], threads: int) ->
         "bundle_bytes": bundle_bytes,
         "baseline_tar_zst_bytes": tar_bytes,
         "repetitions": reps,
-        "machine": {"cpus": os.cpu_count(), "platform": platform.platform(),
-                    "python": platform.python_version()},
+        "machine": {
+            "cpus": os.cpu_count(),
+            "platform": platform.platform(),
+            "python": platform.python_version(),
+        },
         "commands": {
             "baseline_pack": f"tar -I 'zstd -3 -T{threads}' -cf OUT.tar.zst INPUTS && "
-                             "openssl dgst -sha256 INPUTS",
+            "openssl dgst -sha256 INPUTS",
             "pack": f"{shlex.join(bk)} pack INPUTS --out BUNDLE --key KEY",
             "baseline_verify": "openssl dgst -sha256 BUNDLE/**",
             "verify": f"{shlex.join(bk)} verify BUNDLE --key KEY.pub",
@@ -177,10 +187,14 @@ def print_report(report: dict[str, Any]) -> None:
     med, rss = report["median_seconds"], report["peak_rss_mb"]
     mb = report["input_bytes"] / 1e6
     bundle_mb = report["bundle_bytes"] / 1e6
-    print(f"\n{report['data']}: {mb:,.1f} MB of input, bundle {bundle_mb:,.1f} MB, "
-          f"{report['repetitions']} repetitions (medians, warm cache)\n")
-    print(f"{'step':<18}{'median s':>10}{'MB/s':>10}{'peak RSS MB':>13}   (MB/s: pack of "
-          "input, verify of bundle)")
+    print(
+        f"\n{report['data']}: {mb:,.1f} MB of input, bundle {bundle_mb:,.1f} MB, "
+        f"{report['repetitions']} repetitions (medians, warm cache)\n"
+    )
+    print(
+        f"{'step':<18}{'median s':>10}{'MB/s':>10}{'peak RSS MB':>13}   (MB/s: pack of "
+        "input, verify of bundle)"
+    )
     for name in ("baseline_pack", "pack", "baseline_verify", "verify", "version"):
         size = mb if "pack" in name else bundle_mb
         rate = f"{size / med[name]:,.0f}" if name != "version" else ""
@@ -189,8 +203,9 @@ def print_report(report: dict[str, Any]) -> None:
     results, targets, passed = report["results"], report["targets"], report["pass"]
     print(f"\n{'check':<18}{'value':>10}{'target':>10}{'':>8}")
     for name, target in targets.items():
-        print(f"{name:<18}{results[name]:>10.3f}{target:>10.2f}"
-              f"{'ok' if passed[name] else 'MISS':>8}")
+        print(
+            f"{name:<18}{results[name]:>10.3f}{target:>10.2f}{'ok' if passed[name] else 'MISS':>8}"
+        )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -198,16 +213,28 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("data", type=Path, help="directory of *.binpb (bench/gen_data.py)")
     parser.add_argument("--reps", type=int, default=5)
     parser.add_argument("--json", type=Path, default=None, help="also write the report here")
-    parser.add_argument("--work", type=Path, default=None,
-                        help="scratch directory for bundles and keys (default: a temp dir)")
-    parser.add_argument("--bundlekit", default=None,
-                        help="command to run bundlekit (default: bundlekit on PATH)")
+    parser.add_argument(
+        "--work",
+        type=Path,
+        default=None,
+        help="scratch directory for bundles and keys (default: a temp dir)",
+    )
+    parser.add_argument(
+        "--bundlekit", default=None, help="command to run bundlekit (default: bundlekit on PATH)"
+    )
     parser.add_argument("--zstd-threads", type=int, default=2)
     args = parser.parse_args(argv)
     for tool in ("tar", "zstd", "openssl"):
         if shutil.which(tool) is None:
             raise SystemExit(f"{tool} is needed for the baselines")
     bk = bundlekit_command(args.bundlekit)
+    # An installed package is byte-compiled by pip; an editable checkout run with
+    # PYTHONDONTWRITEBYTECODE=1 would otherwise recompile every module on each run.
+    import bundlekit
+
+    subprocess.run(
+        [sys.executable, "-m", "compileall", "-q", str(Path(bundlekit.__file__).parent)], check=True
+    )
     with tempfile.TemporaryDirectory(prefix="bundlekit-bench-") as tmp:
         work = args.work or Path(tmp)
         work.mkdir(parents=True, exist_ok=True)

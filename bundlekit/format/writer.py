@@ -2,10 +2,11 @@
 
 Framed records collect in memory until the segment reaches its target size;
 then the segment is compressed on a background thread (its content size now
-known, so the zstd frame records it) while the next one fills.  At most two
-segments are held, so memory is bounded by twice the target size whatever the
-data volume, and the same writer serves a live receiver that gets requests one
-at a time.
+known, so the zstd frame records it) while the next one fills.  Two workers by
+default, so on two cores compression and parsing together use both; at most
+``workers + 1`` segments are held, so memory is bounded whatever the data
+volume, and the same writer serves a live receiver that gets requests one at a
+time.
 
 The target (16 MiB by default) is well under the format's 64 MiB bound: zstd
 level 3 matches within a 2 MiB window, so bigger segments compress no better,
@@ -15,6 +16,7 @@ while smaller ones keep memory low and let compression overlap reading.
 from __future__ import annotations
 
 import os
+from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -52,14 +54,17 @@ class SegmentWriter:
         level: int = 3,
         threads: int = 0,
         target: int = DEFAULT_SEGMENT_TARGET,
+        workers: int = 2,
     ) -> None:
         self._root = root
         self._limits = limits
         self._target = min(target, limits.max_segment_bytes)
         self._level = level
         self._threads = threads
-        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="bundlekit-compress")
-        self._pending: Future[FileEntry] | None = None
+        self._workers = max(1, workers)
+        self._pool = ThreadPoolExecutor(self._workers, thread_name_prefix="bundlekit-compress")
+        #: Segments being compressed, oldest first (entries are kept in segment order).
+        self._pending: deque[Future[FileEntry]] = deque()
         self._entries: list[FileEntry] = []
         self._signal: Signal | None = None
         self._index = 0
@@ -119,8 +124,8 @@ class SegmentWriter:
             self._stats.stats,
         )
         self._parts, self._size, self._stats = [], 0, None
-        self._collect()  # at most one segment compressing while the next fills
-        self._pending = self._pool.submit(self._compress, full)
+        self._collect(keep=self._workers - 1)  # bounded: at most `workers` segments in flight
+        self._pending.append(self._pool.submit(self._compress, full))
 
     def _compress(self, full: _Full) -> FileEntry:
         path = self._root / full.name
@@ -147,7 +152,7 @@ class SegmentWriter:
             services=tuple(sorted(stats.services)),
         )
 
-    def _collect(self) -> None:
-        if self._pending is not None:
-            pending, self._pending = self._pending, None
-            self._entries.append(pending.result())
+    def _collect(self, keep: int = 0) -> None:
+        """Wait for the oldest segments until at most ``keep`` are still compressing."""
+        while len(self._pending) > keep:
+            self._entries.append(self._pending.popleft().result())
