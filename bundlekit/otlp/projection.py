@@ -5,9 +5,10 @@ done in C.  So instead of decoding requests with the real OTLP schema, we parse
 the same bytes with two reduced schemas that declare only what the manifest
 needs, shaped so the C parser does the aggregation:
 
-* the *count* view declares each record as an empty message, so ``len()`` of
-  the repeated field counts records without materializing them, and keeps the
-  real ``Resource`` message for service names;
+* the *count* view declares each record as ``bytes`` (the same wire type as
+  a message), so the parser only notes where each record lies and ``len()``
+  of the repeated field counts them; resources stay undecoded bytes too, so
+  their service names can be looked up in a cache (resources repeat);
 * the *times* view declares the request→resource→scope→record chain as
   *singular* message fields.  Protobuf merges repeated occurrences of a
   singular message field, and appends repeated scalars, so every record's
@@ -27,8 +28,6 @@ from typing import Any
 from bundlekit.otlp.signals import Signal
 
 _PACKAGE = "bundlekit.projection.v1"
-_RESOURCE_FILE = "opentelemetry/proto/resource/v1/resource.proto"
-_RESOURCE_TYPE = ".opentelemetry.proto.resource.v1.Resource"
 
 #: Field numbers of the five metric data kinds (gauge, sum, histogram,
 #: exponential_histogram, summary); each holds ``data_points = 1``.
@@ -59,7 +58,6 @@ def views(signal: Signal) -> Views:
 @cache
 def _build() -> dict[str, Any]:
     from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
-    from opentelemetry.proto.resource.v1 import resource_pb2
 
     field = descriptor_pb2.FieldDescriptorProto
     repeated, optional = field.LABEL_REPEATED, field.LABEL_OPTIONAL
@@ -67,7 +65,6 @@ def _build() -> dict[str, Any]:
         name="bundlekit/projection.proto",
         package=_PACKAGE,
         syntax="proto3",
-        dependency=[_RESOURCE_FILE],
     )
     names: list[str] = []
 
@@ -89,20 +86,25 @@ def _build() -> dict[str, Any]:
     def times(*numbers: int) -> list[tuple[str, int, int, Any, None]]:
         return [(f"t{n}", n, field.TYPE_FIXED64, repeated, None) for n in numbers]
 
-    message("Stub")
-    # Count views: real resource, one empty stub per record.
+    def raw(name: str, number: int) -> tuple[str, int, int, Any, None]:
+        return (name, number, field.TYPE_BYTES, repeated, None)
+
+    def raw1(name: str, number: int) -> tuple[str, int, int, Any, None]:
+        return (name, number, field.TYPE_BYTES, optional, None)
+
+    # Count views: real resource, each record left undecoded as bytes.
     for prefix in ("Traces", "Logs"):
-        message(f"{prefix}Scope", sub("records", 2, "Stub", repeated))
+        message(f"{prefix}Scope", raw("records", 2))
         message(
             f"{prefix}Resource",
-            sub("resource", 1, _RESOURCE_TYPE),
+            raw1("resource", 1),
             sub("scope", 2, f"{prefix}Scope"),
         )
         message(f"{prefix}Count", sub("resources", 1, f"{prefix}Resource", repeated))
-    message("MetricData", sub("points", 1, "Stub", repeated))
+    message("MetricData", raw("points", 1))
     message("MetricKinds", *(sub(f"k{n}", n, "MetricData") for n in METRIC_DATA_FIELDS))
     message("MetricsScope", sub("metric", 2, "MetricKinds"))
-    message("MetricsResource", sub("resource", 1, _RESOURCE_TYPE), sub("scope", 2, "MetricsScope"))
+    message("MetricsResource", raw1("resource", 1), sub("scope", 2, "MetricsScope"))
     message("MetricsCount", sub("resources", 1, "MetricsResource", repeated))
     # Times views: everything singular, so the parser merges all records.
     for prefix, signal in (("Traces", Signal.TRACES), ("Logs", Signal.LOGS)):
@@ -117,11 +119,7 @@ def _build() -> dict[str, Any]:
     message("MetricsTResource", sub("scope", 2, "MetricsTScope"))
     message("MetricsTimes", sub("resource", 1, "MetricsTResource"))
 
-    # A private pool: the resource file after its dependencies, then ours.
-    pool = descriptor_pool.DescriptorPool()
-    for dep in resource_pb2.DESCRIPTOR.dependencies:
-        pool.AddSerializedFile(dep.serialized_pb)
-    pool.AddSerializedFile(resource_pb2.DESCRIPTOR.serialized_pb)
+    pool = descriptor_pool.DescriptorPool()  # private: nothing to clash with
     pool.Add(fdp)
     return {
         name: message_factory.GetMessageClass(pool.FindMessageTypeByName(f"{_PACKAGE}.{name}"))

@@ -17,6 +17,22 @@ from bundlekit.otlp.projection import METRIC_DATA_FIELDS, views
 from bundlekit.otlp.signals import Signal
 
 SERVICE_NAME_KEY = "service.name"
+_SERVICE_CACHE_SIZE = 4096
+
+
+def service_names(resource: bytes) -> frozenset[str]:
+    """Every string ``service.name`` attribute of a serialized Resource."""
+    from opentelemetry.proto.resource.v1.resource_pb2 import Resource
+
+    try:
+        attributes = Resource.FromString(resource).attributes
+    except Exception as exc:  # protobuf's DecodeError
+        raise FormatError(f"a resource is not valid protobuf ({exc})") from exc
+    return frozenset(
+        kv.value.string_value
+        for kv in attributes
+        if kv.key == SERVICE_NAME_KEY and kv.value.HasField("string_value")
+    )
 
 
 @dataclass
@@ -56,6 +72,7 @@ class StatsCollector:
         self._count_cls = v.count
         self._times_cls = v.times
         self._metric_kinds = tuple(f"k{n}" for n in METRIC_DATA_FIELDS)
+        self._service_cache: dict[bytes, frozenset[str]] = {}
 
     def add(self, data: bytes) -> int:
         """Account for one serialized request; return its record count."""
@@ -78,9 +95,7 @@ class StatsCollector:
                 records += sum(len(getattr(kinds, k).points) for k in self._metric_kinds)
             else:
                 records += len(resource.scope.records)
-            for kv in resource.resource.attributes:
-                if kv.key == SERVICE_NAME_KEY and kv.value.HasField("string_value"):
-                    stats.services.add(kv.value.string_value)
+            stats.services |= self._services(resource.resource)
         stats.requests += 1
         stats.records += records
         if metrics:
@@ -90,6 +105,20 @@ class StatsCollector:
         else:
             self._add_times(timed.resource.scope.record)
         return records
+
+    def _services(self, resource: bytes) -> frozenset[str]:
+        """String ``service.name`` values of one serialized Resource, cached by its bytes.
+
+        The same few resources recur in every request, so decoding each once
+        saves most of the per-request work.  The cache is bounded.
+        """
+        names = self._service_cache.get(resource)
+        if names is None:
+            if len(self._service_cache) >= _SERVICE_CACHE_SIZE:
+                self._service_cache.clear()
+            names = service_names(resource)
+            self._service_cache[resource] = names
+        return names
 
     def _add_times(self, holder: Any) -> None:
         # Serializing the merged record message yields each timestamp field as
