@@ -12,8 +12,10 @@ against the trusted key itself.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import os
+import re
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
@@ -51,13 +53,15 @@ class PublicKey:
     def verify(self, signature: bytes, data: bytes) -> bool:
         """True if ``signature`` is this key's over ``data``; never raises on a bad signature."""
         from cryptography.exceptions import InvalidSignature
-        from cryptography.hazmat.primitives import hashes
-        from cryptography.hazmat.primitives.asymmetric import ec, padding
 
         try:
             if self.key_type is KeyType.ED25519:
                 self.key.verify(signature, data)
-            elif self.key_type is KeyType.ECDSA_P256:
+                return True
+            from cryptography.hazmat.primitives import hashes
+            from cryptography.hazmat.primitives.asymmetric import ec, padding
+
+            if self.key_type is KeyType.ECDSA_P256:
                 self.key.verify(signature, data, ec.ECDSA(hashes.SHA256()))
             else:
                 self.key.verify(
@@ -137,7 +141,34 @@ def _key_type(public_key: Any, source: str) -> KeyType:
     )
 
 
+#: DER SubjectPublicKeyInfo of an Ed25519 key is this prefix and the 32-byte key (RFC 8410).
+_ED25519_SPKI_PREFIX = bytes.fromhex("302a300506032b6570032100")
+_PEM_PUBLIC = re.compile(
+    rb"-----BEGIN PUBLIC KEY-----\s*([A-Za-z0-9+/=\s]+?)-----END PUBLIC KEY-----"
+)
+
+
+def _ed25519_from_pem(data: bytes, source: str) -> PublicKey | None:
+    """Fast path for the default key type: no need to load cryptography's PEM machinery."""
+    match = _PEM_PUBLIC.search(data)
+    if match is None:
+        return None
+    try:
+        der = base64.b64decode(b"".join(match.group(1).split()), validate=True)
+    except ValueError:
+        return None
+    if len(der) != len(_ED25519_SPKI_PREFIX) + 32 or not der.startswith(_ED25519_SPKI_PREFIX):
+        return None
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+    key = Ed25519PublicKey.from_public_bytes(der[len(_ED25519_SPKI_PREFIX) :])
+    return PublicKey(key, hashlib.sha256(der).hexdigest(), KeyType.ED25519, source)
+
+
 def public_key_from_pem(data: bytes, source: str = "<memory>") -> PublicKey:
+    fast = _ed25519_from_pem(data, source)
+    if fast is not None:
+        return fast
     from cryptography.hazmat.primitives import serialization
 
     try:

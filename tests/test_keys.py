@@ -68,3 +68,15 @@ def test_public_key_file_that_is_not_a_key(tmp_path: Path) -> None:
     bogus.write_text("hello")
     with pytest.raises(KeyError_, match="not a PEM public key"):
         load_public_key(bogus)
+
+
+@pytest.mark.parametrize("kind", list(KeyType))
+def test_public_key_fast_path_agrees_with_cryptography(keys: dict, kind: KeyType) -> None:
+    from bundlekit.keys import keyid_of, public_key_from_pem
+
+    pem = keys[kind].public_path.read_bytes()
+    parsed = public_key_from_pem(b"a comment line\n" + pem)
+    reference = serialization.load_pem_public_key(pem)
+    assert parsed.keyid == keyid_of(reference) == keys[kind].keyid
+    assert parsed.key_type is kind
+    assert parsed.pem() == pem

@@ -171,3 +171,28 @@ def test_fast_validator_never_accepts_what_jsonschema_rejects(
         fast_valid = False
     reference_valid = not schema_errors(doc)
     assert fast_valid == reference_valid, (path, action, schema_errors(doc))
+
+
+_ASCII_KEYS = st.text(alphabet=st.characters(min_codepoint=0x20, max_codepoint=0x7E), max_size=6)
+_ANY_TEXT = st.text(max_size=12)  # any code point, incl. non-BMP, controls, U+2028
+_DOCS = st.recursive(
+    st.none() | st.booleans() | st.integers(-(2**53) + 1, 2**53 - 1) | _ANY_TEXT,
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(_ASCII_KEYS, inner, max_size=4),
+    max_leaves=12,
+)
+
+
+@settings(max_examples=500, deadline=None)
+@given(_DOCS)
+def test_fast_canonical_check_matches_rfc8785(doc: Any) -> None:
+    from bundlekit.format.canonical import is_canonical_schema_valid
+
+    raw = canonical.dumps(doc)
+    assert is_canonical_schema_valid(doc, raw)
+    assert not is_canonical_schema_valid(doc, raw + b" ")
+
+
+def test_manifest_with_a_float_is_refused(good: dict[str, Any]) -> None:
+    raw = canonical.dumps(good).replace(b'"size":', b'"size":1.0,"x":', 1)
+    with pytest.raises(FormatError, match="non-integer"):
+        Manifest.from_bytes(raw)

@@ -20,6 +20,19 @@ def dumps(document: Any) -> bytes:
     return bytes(rfc8785.dumps(document))
 
 
+def is_canonical_schema_valid(document: Any, raw: bytes) -> bool:
+    """Whether ``raw`` is the RFC 8785 form of ``document``, for schema-valid manifests.
+
+    A manifest that passed the schema has ASCII keys and integer numbers only;
+    for such documents Python's sorted, compact, non-ASCII-escaping JSON
+    encoder produces exactly the RFC 8785 bytes (keys sort identically by code
+    point and by UTF-16 unit when ASCII; escapes match), and it is written in C.
+    A test checks the equivalence.
+    """
+    fast = json.dumps(document, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return fast.encode("utf-8") == raw
+
+
 def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     result: dict[str, Any] = {}
     for key, value in pairs:
@@ -33,13 +46,18 @@ def _reject_constant(name: str) -> Any:
     raise ValueError(f"non-standard JSON constant {name}")
 
 
+def _reject_float(text: str) -> Any:
+    raise ValueError(f"non-integer number {text} (bundlekit documents hold integers only)")
+
+
 def loads(data: bytes, what: str) -> Any:
-    """Parse strict JSON (UTF-8, no duplicate keys, no NaN); FormatError naming ``what``."""
+    """Parse strict JSON (UTF-8, no duplicate keys, integers only); FormatError naming ``what``."""
     try:
         return json.loads(
             data.decode("utf-8"),
             object_pairs_hook=_no_duplicates,
             parse_constant=_reject_constant,
+            parse_float=_reject_float,
         )
     except (UnicodeDecodeError, ValueError, RecursionError) as exc:
         raise FormatError(

@@ -112,7 +112,7 @@ class Manifest:
             )
         document = canonical.loads(raw, "manifest")
         schema.validate(document)
-        if canonical.dumps(document) != raw:
+        if not canonical.is_canonical_schema_valid(document, raw):
             raise FormatError(
                 "manifest is not in canonical JSON form (RFC 8785)",
                 "bundlekit always writes canonical manifests; this one was re-serialized or edited",

@@ -18,7 +18,6 @@ from __future__ import annotations
 import json
 import re
 from functools import cache
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +27,8 @@ SCHEMA_RESOURCE = "manifest.schema.json"
 
 
 def schema_bytes() -> bytes:
+    from importlib import resources
+
     return resources.files("bundlekit.schemas").joinpath(SCHEMA_RESOURCE).read_bytes()
 
 

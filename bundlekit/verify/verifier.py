@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
@@ -25,6 +24,7 @@ from bundlekit.format import layout
 from bundlekit.format.dsse import Envelope
 from bundlekit.format.manifest import FileEntry, Manifest
 from bundlekit.limits import DEFAULT_LIMITS, Limits
+from bundlekit.verify.hashing import ParallelHasher
 from bundlekit.verify.report import Category, SignerInfo, VerificationReport
 from bundlekit.verify.signatures import check_signatures
 from bundlekit.verify.source import DirectorySource, Listing
@@ -70,15 +70,12 @@ def check_bundle(path: Path, options: VerifyOptions) -> VerificationReport:
         for name in listing.files
         if name != layout.MANIFEST_NAME and not name.startswith(layout.SIGNATURES_DIR + "/")
     )
-    workers = max(1, min(options.workers, len(payload)))
     # Hashing starts first and runs on threads (hashlib releases the GIL) while
     # keys load and the envelope and manifest are checked on this one.
-    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="bundlekit-hash") as pool:
-        digests = {name: pool.submit(_hash_file, source, name) for name in payload}
+    hasher = ParallelHasher(payload, source.open, options.workers)
+    try:
         trust = options.trust or TrustStore.load(options.trust_dir, options.keys)
         if options.threshold > len(trust.keys):
-            for future in digests.values():
-                future.cancel()
             raise UsageError(
                 f"threshold {options.threshold} is more than the {len(trust.keys)} trusted key(s)",
                 "add trusted keys or lower --threshold",
@@ -86,7 +83,9 @@ def check_bundle(path: Path, options: VerifyOptions) -> VerificationReport:
         manifest = _check_trust(source, trust, options, report)
         if manifest is not None:
             report.manifest = manifest
-            _check_files(source, listing, manifest, digests, options, report)
+            _check_files(source, listing, manifest, hasher, options, report)
+    finally:
+        hasher.stop()
     return report
 
 
@@ -173,7 +172,7 @@ def _check_files(
     source: DirectorySource,
     listing: Listing,
     manifest: Manifest,
-    digests: dict[str, Future[str | OSError]],
+    hasher: ParallelHasher,
     options: VerifyOptions,
     report: VerificationReport,
 ) -> None:
@@ -184,7 +183,7 @@ def _check_files(
             Category.INTEGRITY, "not-regular", "a link or special file, not a regular file", name
         )
     expected = {f.name for f in manifest.files}
-    for name in sorted(digests):
+    for name in hasher.names:
         if name not in expected:
             report.fail(Category.INTEGRITY, "extra", "file is not listed in the manifest", name)
     trusted = not any(f.category is Category.SIGNATURE for f in report.failures)
@@ -207,7 +206,7 @@ def _check_files(
                 entry.name,
             )
             continue
-        digest = digests[entry.name].result()
+        digest = hasher.result(entry.name)
         report.files_checked += 1
         if isinstance(digest, OSError):
             report.fail(Category.INTEGRITY, "unreadable", f"cannot read file: {digest}", entry.name)
@@ -219,18 +218,6 @@ def _check_files(
             )
         elif options.deep and trusted and entry.signal is not None:
             _deep(source, entry, options, report)
-
-
-def _hash_file(source: DirectorySource, name: str) -> str | OSError:
-    """Hex SHA-256 of a listed file (the error instead, to report it per file)."""
-    digest = hashlib.sha256()
-    try:
-        with source.open(name) as stream:
-            while chunk := stream.read(_HASH_CHUNK):
-                digest.update(chunk)
-    except OSError as exc:
-        return exc
-    return digest.hexdigest()
 
 
 def _deep(
