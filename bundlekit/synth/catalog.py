@@ -250,6 +250,29 @@ _DB_TIMEOUT = Failure(
 _TOKEN_OK = LogSpec(DEBUG, "token of {u} verified", DEBUG, "token of {u} verified")
 _PSP_TIMEOUT = Failure("java.net.SocketTimeoutException", "Read timed out", 2_962_000)
 
+#: The gateway checks the caller's token with auth at the start of every user journey.
+_AUTH_CHECK = (
+    Step(
+        "gateway",
+        "http",
+        "POST",
+        CLIENT,
+        0,
+        (80, 60),
+        _client("POST", "auth", 8443, "/v1/token/verify"),
+    ),
+    Step(
+        "auth",
+        "http",
+        "POST /v1/token/verify",
+        SERVER,
+        1,
+        (900, 150),
+        _server("POST", "/v1/token/verify", "/v1/token/verify", 8443, "auth"),
+        logs=(_TOKEN_OK,),
+    ),
+)
+
 TEMPLATES: tuple[Template, ...] = (
     Template(
         "browse",
@@ -344,25 +367,7 @@ TEMPLATES: tuple[Template, ...] = (
                 502,
                 logs=(_ACCESS,),
             ),
-            Step(
-                "gateway",
-                "http",
-                "POST",
-                CLIENT,
-                0,
-                (80, 60),
-                _client("POST", "auth", 8443, "/v1/token/verify"),
-            ),
-            Step(
-                "auth",
-                "http",
-                "POST /v1/token/verify",
-                SERVER,
-                1,
-                (900, 150),
-                _server("POST", "/v1/token/verify", "/v1/token/verify", 8443, "auth"),
-                logs=(_TOKEN_OK,),
-            ),
+            *_AUTH_CHECK,
             Step(
                 "gateway",
                 "http",
@@ -426,25 +431,7 @@ TEMPLATES: tuple[Template, ...] = (
                 502,
                 logs=(_ACCESS,),
             ),
-            Step(
-                "gateway",
-                "http",
-                "POST",
-                CLIENT,
-                0,
-                (80, 60),
-                _client("POST", "auth", 8443, "/v1/token/verify"),
-            ),
-            Step(
-                "auth",
-                "http",
-                "POST /v1/token/verify",
-                SERVER,
-                1,
-                (900, 150),
-                _server("POST", "/v1/token/verify", "/v1/token/verify", 8443, "auth"),
-                logs=(_TOKEN_OK,),
-            ),
+            *_AUTH_CHECK,
             Step(
                 "gateway",
                 "http",
