@@ -73,6 +73,8 @@ MALFORMED: dict[str, Callable[[dict[str, Any]], None]] = {
     "role_unknown": _set("predicate.files.0.role", "secrets"),
     "retention_not_a_date": _set("predicate.retention.retainUntil", "soon"),
     "window_not_rfc3339": _set("predicate.window.earliest", "yesterday"),
+    "file_window_year_zero": _set("predicate.files.0.window.earliest", "0000-01-01T00:00:00Z"),
+    "file_window_february_30": _set("predicate.files.0.window.latest", "2026-02-30T00:00:00Z"),
 }
 
 

@@ -118,10 +118,16 @@ class Manifest:
                 "bundlekit always writes canonical manifests; this one was re-serialized or edited",
             )
         digests = {s["name"]: s["digest"]["sha256"] for s in document["subject"]}
-        files = tuple(
-            _file_from_json(item, digests.get(item["name"], ""), limits)
-            for item in document["predicate"]["files"]
-        )
+        try:
+            files = tuple(
+                _file_from_json(item, digests.get(item["name"], ""), limits)
+                for item in document["predicate"]["files"]
+            )
+        except ValueError as exc:  # a timestamp the schema's pattern admits but no calendar has
+            raise FormatError(
+                f"manifest holds an impossible timestamp ({exc})",
+                "the manifest was edited or written by an incompatible tool",
+            ) from exc
         _check_consistency(document, files)
         predicate = document["predicate"]
         custody = predicate["custody"]
