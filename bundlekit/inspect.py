@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import Any
 
 from bundlekit.errors import FormatError
-from bundlekit.format import layout
 from bundlekit.format.dsse import Envelope
 from bundlekit.format.manifest import Manifest
 from bundlekit.limits import DEFAULT_LIMITS, Limits
@@ -24,12 +23,12 @@ def inspect_bundle(
 ) -> dict[str, Any]:
     """Describe the bundle as a JSON-ready dict (see docs/cli.md for the fields)."""
     source = DirectorySource(path, limits)
-    raw = source.read_small(layout.MANIFEST_NAME, limits.max_manifest_bytes)
+    raw = source.read_manifest()
     if raw is None:
         raise FormatError(f"{path} has no manifest.json", "this is not a bundlekit bundle")
     manifest = Manifest.from_bytes(raw, limits)
     predicate = manifest.document["predicate"]
-    envelope_raw = source.read_small(layout.ENVELOPE_NAME, limits.max_envelope_bytes)
+    envelope_raw = source.read_envelope()
     signers: list[dict[str, Any]] = []
     if envelope_raw is not None:
         envelope = Envelope.from_bytes(envelope_raw, limits)

@@ -22,13 +22,13 @@ def sign_bundle(path: Path, signer: Signer, limits: Limits = DEFAULT_LIMITS) -> 
     signature to a mismatched envelope would endorse something else.
     """
     source = DirectorySource(path, limits)
-    raw = source.read_small(layout.MANIFEST_NAME, limits.max_manifest_bytes)
+    raw = source.read_manifest()
     if raw is None:
         raise FormatError(
             f"{path} has no manifest.json", "sign a bundle written by `bundlekit pack`"
         )
     Manifest.from_bytes(raw, limits)  # refuse to sign something that is not a valid manifest
-    existing = source.read_small(layout.ENVELOPE_NAME, limits.max_envelope_bytes)
+    existing = source.read_envelope()
     if existing is None:
         envelope = Envelope(PAYLOAD_TYPE, raw)
     else:

@@ -14,7 +14,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bundlekit.errors import FormatError, IntegrityError
-from bundlekit.format import layout
 from bundlekit.format.dsse import Envelope
 from bundlekit.format.manifest import FileEntry, Manifest
 from bundlekit.limits import DEFAULT_LIMITS, Limits
@@ -82,8 +81,8 @@ def open_unverified(path: Path, limits: Limits = DEFAULT_LIMITS) -> VerifiedBund
     preferred over manifest.json when an envelope is present.
     """
     source = DirectorySource(path, limits)
-    raw = source.read_small(layout.MANIFEST_NAME, limits.max_manifest_bytes)
-    envelope_raw = source.read_small(layout.ENVELOPE_NAME, limits.max_envelope_bytes)
+    raw = source.read_manifest()
+    envelope_raw = source.read_envelope()
     if envelope_raw is not None:
         raw = Envelope.from_bytes(envelope_raw, limits).payload
     if raw is None:

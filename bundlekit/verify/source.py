@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from bundlekit.errors import FormatError, LimitExceeded, UsageError
-from bundlekit.format.layout import check_relative_path
+from bundlekit.format.layout import ENVELOPE_NAME, MANIFEST_NAME, check_relative_path
 from bundlekit.limits import DEFAULT_LIMITS, Limits
 
 
@@ -101,6 +101,14 @@ class DirectorySource:
         if len(data) > limit:
             raise LimitExceeded(f"{name} grew past the limit of {limit} bytes while being read")
         return data
+
+    def read_manifest(self) -> bytes | None:
+        """manifest.json's bytes (None if absent), bounded by ``max_manifest_bytes``."""
+        return self.read_small(MANIFEST_NAME, self.limits.max_manifest_bytes)
+
+    def read_envelope(self) -> bytes | None:
+        """The signature envelope's bytes (None if absent), bounded by ``max_envelope_bytes``."""
+        return self.read_small(ENVELOPE_NAME, self.limits.max_envelope_bytes)
 
     def open(self, name: str) -> BinaryIO:
         """Open a listed file for reading without following a final link."""

@@ -94,8 +94,8 @@ def _check_trust(
 ) -> Manifest | None:
     limits = options.limits
     try:
-        manifest_raw = source.read_small(layout.MANIFEST_NAME, limits.max_manifest_bytes)
-        envelope_raw = source.read_small(layout.ENVELOPE_NAME, limits.max_envelope_bytes)
+        manifest_raw = source.read_manifest()
+        envelope_raw = source.read_envelope()
     except BundlekitError as exc:
         report.fail(Category.FORMAT, "oversized", exc.message)
         return None
