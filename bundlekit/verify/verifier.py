@@ -9,6 +9,7 @@ report says what passed and what did not.
 from __future__ import annotations
 
 import hashlib
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -40,8 +41,8 @@ class VerifyOptions:
     threshold: int = 1
     deep: bool = False
     limits: Limits = DEFAULT_LIMITS
-    #: Files hashed in parallel (hashing releases the GIL).
-    workers: int = 4
+    #: Files hashed in parallel (hashlib releases the GIL): one per CPU, at most 8.
+    workers: int = field(default_factory=lambda: min(8, os.cpu_count() or 2))
     #: Pre-loaded trust (overrides trust_dir/keys), for callers that hold keys already.
     trust: TrustStore | None = field(default=None, compare=False)
 
