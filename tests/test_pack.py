@@ -210,3 +210,19 @@ def test_wrong_explicit_signal_is_refused(tmp_path: Path) -> None:
     with pytest.raises(InputError):
         pack_bundle([PackInput(path, Signal.TRACES)], tmp_path / "b")
     assert not (tmp_path / "b").exists()
+
+
+def test_text_file_is_not_otlp(tmp_path: Path) -> None:
+    path = tmp_path / "notes.txt"
+    path.write_text("hello, this is not telemetry\n")
+    with pytest.raises(InputError, match="is not an OTLP protobuf file"):
+        pack_bundle([path], tmp_path / "b")
+
+
+def test_fifo_input_is_refused_without_blocking(tmp_path: Path) -> None:
+    import os
+
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    with pytest.raises(InputError, match="not a regular file"):
+        pack_bundle([fifo], tmp_path / "b")

@@ -30,6 +30,11 @@ _DETECT_RECORDS = 64
 
 def iter_input_requests(path: Path, limits: Limits = DEFAULT_LIMITS) -> Iterator[bytes]:
     """Yield each request stored in ``path`` (either form), unsplit."""
+    if path.exists() and not path.is_file():
+        raise InputError(
+            f"{path} is not a regular file",
+            "pass OTLP protobuf files (not directories, pipes or devices)",
+        )
     try:
         handle = open(path, "rb")  # noqa: SIM115 - closed in finally, generator-friendly
     except FileNotFoundError as exc:
@@ -61,10 +66,11 @@ def iter_input_requests(path: Path, limits: Limits = DEFAULT_LIMITS) -> Iterator
                 raise _truncated(path, offset)
             length = int.from_bytes(header, "big")
             if length > MAX_INPUT_REQUEST_BYTES:
+                if offset == 0:
+                    raise _not_otlp(path)
                 raise InputError(
                     f"{path}: record at byte {offset} claims {length} bytes",
-                    "the file is not an OTLP protobuf file (single request or length-delimited "
-                    "stream)",
+                    "the file is corrupt from there on",
                 )
             body = handle.read(length)
             if len(body) < length:
@@ -79,6 +85,14 @@ def _truncated(path: Path, offset: int) -> InputError:
     return InputError(
         f"{path} is truncated: the record at byte {offset} runs past the end of the file",
         "the file was cut short while being written or copied",
+    )
+
+
+def _not_otlp(path: Path) -> InputError:
+    return InputError(
+        f"{path} is not an OTLP protobuf file",
+        "pass one serialized Export*ServiceRequest, or a length-delimited stream of them "
+        "(the Collector file exporter's format: proto)",
     )
 
 
