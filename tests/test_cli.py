@@ -166,3 +166,11 @@ def test_verify_text_report_names_each_failure(tmp_path: Path, run_cli: Run) -> 
     assert (
         "FAILED" in err and "attachments/extra.txt" in err and "not listed in the manifest" in err
     )
+
+
+def test_inspect_output_is_not_truncated_off_a_terminal(tmp_path: Path, run_cli: Run) -> None:
+    inputs = [i.path for i in small_inputs(tmp_path / "in")]
+    run_cli("pack", *inputs, "--out", tmp_path / "bundle")
+    code, out, _ = run_cli("inspect", tmp_path / "bundle")
+    assert code == 0
+    assert "2026-11-01T00:00:00.000000069Z" in out  # the logs' latest time, in full
