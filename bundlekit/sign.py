@@ -22,6 +22,12 @@ def sign_bundle(path: Path, signer: Signer, limits: Limits = DEFAULT_LIMITS) -> 
     signature to a mismatched envelope would endorse something else.
     """
     source = DirectorySource(path, limits)
+    signatures = path / layout.SIGNATURES_DIR
+    if signatures.is_symlink() or (signatures.exists() and not signatures.is_dir()):
+        raise FormatError(
+            f"{signatures} is a link or not a directory",
+            "refusing to write a signature outside the bundle; it may have been tampered with",
+        )
     raw = source.read_manifest()
     if raw is None:
         raise FormatError(

@@ -301,3 +301,15 @@ def test_deep_checks_are_skipped_when_the_manifest_is_not_trusted(
 def test_manifest_that_is_not_json_is_a_clear_error() -> None:
     with pytest.raises(FormatError, match="manifest is not valid JSON"):
         Manifest.from_bytes(b'{"_type": ')
+
+
+def test_cosigning_refuses_a_signatures_link(
+    bundle: Path, keys: dict[KeyType, GeneratedKey], tmp_path: Path
+) -> None:
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    shutil.rmtree(bundle / "signatures")
+    os.symlink(outside, bundle / "signatures")
+    with pytest.raises(FormatError, match="link"):
+        sign_bundle(bundle, load_private_key(keys[ED].private_path))
+    assert list(outside.iterdir()) == []
