@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import gzip
+import ssl
 import threading
 import time
 from collections.abc import Iterator
@@ -197,12 +198,14 @@ class _Handler(BaseHTTPRequestHandler):
 
 
 @contextmanager
-def http_receiver() -> Iterator[tuple[int, Recorder]]:
-    """An OTLP/HTTP receiver on 127.0.0.1; yields (port, recorder)."""
+def http_receiver(tls: ssl.SSLContext | None = None) -> Iterator[tuple[int, Recorder]]:
+    """An OTLP/HTTP receiver on 127.0.0.1 (HTTPS with ``tls``); yields (port, recorder)."""
     recorder = Recorder()
     handler = type("Handler", (_Handler,), {"recorder": recorder})
     server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
     server.daemon_threads = True
+    if tls is not None:
+        server.socket = tls.wrap_socket(server.socket, server_side=True)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:

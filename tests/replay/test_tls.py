@@ -5,12 +5,10 @@ from __future__ import annotations
 import datetime
 import ipaddress
 import ssl
-import threading
 from collections.abc import Iterator
 from concurrent import futures
 from contextlib import contextmanager
 from dataclasses import dataclass
-from http.server import ThreadingHTTPServer
 from pathlib import Path
 
 import grpc
@@ -26,7 +24,7 @@ from bundlekit.replay import Filters, ReplayFailed, TransportOptions, replay_bun
 from bundlekit.replay.interface import Protocol
 from tests.replay.conftest import options_for
 from tests.replay.otlpdata import Bundle, flatten
-from tests.replay.receivers import Recorder, TraceServicer, _Handler
+from tests.replay.receivers import Recorder, TraceServicer, http_receiver
 
 TRACES = Filters(signals=frozenset({Signal.TRACES}))
 
@@ -110,22 +108,13 @@ def tls_grpc_receiver(pki: Pki, mutual: bool) -> Iterator[tuple[int, Recorder]]:
 
 @contextmanager
 def tls_http_receiver(pki: Pki, mutual: bool) -> Iterator[tuple[int, Recorder]]:
-    recorder = Recorder()
-    handler = type("Handler", (_Handler,), {"recorder": recorder})
-    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.load_cert_chain(pki.server_cert, pki.server_key)
     if mutual:
         context.load_verify_locations(pki.ca)
         context.verify_mode = ssl.CERT_REQUIRED
-    server.socket = context.wrap_socket(server.socket, server_side=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield server.server_address[1], recorder
-    finally:
-        server.shutdown()
-        server.server_close()
+    with http_receiver(context) as (port, recorder):
+        yield port, recorder
 
 
 def _receiver(protocol: Protocol, pki: Pki, mutual: bool):  # type: ignore[no-untyped-def]
