@@ -9,7 +9,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 MiB = 1024 * 1024
-GiB = 1024 * MiB
 
 
 @dataclass(frozen=True)

@@ -142,20 +142,9 @@ class Manifest:
             files=files,
         )
 
-    def file(self, name: str) -> FileEntry | None:
-        for entry in self.files:
-            if entry.name == name:
-                return entry
-        return None
-
     def segments(self, signal: Signal) -> list[FileEntry]:
         """The signal's segments in stored (and replay) order."""
         return sorted((f for f in self.files if f.signal is signal), key=lambda f: f.name)
-
-    @property
-    def window(self) -> tuple[str, str] | None:
-        window = self.document["predicate"].get("window")
-        return (window["earliest"], window["latest"]) if window else None
 
     @property
     def services(self) -> list[str]:

@@ -57,7 +57,6 @@ class SegmentWriter:
         workers: int = 2,
     ) -> None:
         self._root = root
-        self._limits = limits
         self._target = min(target, limits.max_segment_bytes)
         self._level = level
         self._threads = threads

@@ -45,12 +45,6 @@ class SignalStats:
     latest_ns: int | None = None
     services: set[str] = field(default_factory=set)
 
-    def merge(self, other: SignalStats) -> None:
-        self.requests += other.requests
-        self.records += other.records
-        self.services |= other.services
-        self._widen(other.earliest_ns, other.latest_ns)
-
     def _widen(self, low: int | None, high: int | None) -> None:
         if low is not None and (self.earliest_ns is None or low < self.earliest_ns):
             self.earliest_ns = low

@@ -15,8 +15,8 @@ from bundlekit.otlp.signals import Signal
 from bundlekit.otlp.stats import StatsCollector
 
 
-def deep_check(entry: FileEntry, stream: Readable, limits: Limits) -> tuple[list[str], int, int]:
-    """Return (problems, records seen, uncompressed bytes) for one segment.
+def deep_check(entry: FileEntry, stream: Readable, limits: Limits) -> tuple[list[str], int]:
+    """Return (problems, records seen) for one segment.
 
     Raises FormatError when the segment cannot be decoded at all.
     """
@@ -34,7 +34,7 @@ def deep_check(entry: FileEntry, stream: Readable, limits: Limits) -> tuple[list
                 f"request {index} is not a valid {signal.value} request ({exc})"
             ) from exc
         collector.add(data)
-    return _compare(entry, signal, collector, uncompressed), collector.stats.records, uncompressed
+    return _compare(entry, signal, collector, uncompressed), collector.stats.records
 
 
 def _compare(

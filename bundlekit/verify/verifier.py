@@ -230,7 +230,7 @@ def _deep(
     try:
         with source.open(entry.name) as stream:
             reader = _HashingReader(stream)
-            problems, records, _ = deep_check(entry, reader, options.limits)
+            problems, records = deep_check(entry, reader, options.limits)
             reader.drain()
     except FormatError as exc:
         report.fail(Category.FORMAT, "deep", f"cannot decode segment: {exc.message}", entry.name)
