@@ -17,13 +17,13 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from bundlekit.fsutil import atomic_write
 from bundlekit.replay.interface import CheckpointError
 
 FORMAT = "bundlekit-replay-checkpoint/v1"
@@ -146,7 +146,6 @@ class Tracker:
         self._dirty = threading.Event()
         self._closing = False
         self._writer: threading.Thread | None = None
-        self._error: BaseException | None = None
 
     # -- lookups and updates -------------------------------------------------
     def segment(self, key: str) -> SegmentProgress:
@@ -189,7 +188,7 @@ class Tracker:
             return
         with self._lock:
             text = json.dumps(self.state.to_json(), sort_keys=True, separators=(",", ":"))
-        write_atomic(self.path, text.encode())
+        atomic_write(self.path, text.encode())
 
     def _run(self) -> None:
         while not self._closing:
@@ -197,32 +196,12 @@ class Tracker:
             if self._closing:
                 return
             self._dirty.clear()
-            try:
+            # A failed background save is retried at the next acknowledgement and
+            # at close(), whose save raises if the disk still refuses it; the
+            # replay keeps going meanwhile.
+            with contextlib.suppress(OSError):
                 self.save()
-            except OSError as exc:  # reported by close(); keep the replay going meanwhile
-                self._error = exc
             time.sleep(SAVE_INTERVAL)
-
-
-def write_atomic(path: Path, data: bytes) -> None:
-    """Replace ``path`` with ``data`` so that readers see old or new, never a mix."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
-    try:
-        with open(tmp, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
-        raise
-    with contextlib.suppress(OSError):
-        fd = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
 
 
 def open_tracker(

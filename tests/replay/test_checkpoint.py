@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 from collections import Counter
 from pathlib import Path
 
@@ -16,7 +15,6 @@ from bundlekit.replay.checkpoint import (
     SegmentProgress,
     Tracker,
     open_tracker,
-    write_atomic,
 )
 from bundlekit.replay.filters import Filters
 from bundlekit.replay.interface import CheckpointError, ExportResult, Outcome
@@ -62,34 +60,6 @@ def test_complete_only_when_the_prefix_reaches_the_total() -> None:
     assert not progress.complete
     progress.ack(3)
     assert progress.complete
-
-
-def test_atomic_write_keeps_the_old_file_when_interrupted(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    target = tmp_path / "cp.json"
-    write_atomic(target, b"old")
-
-    def crash(src: object, dst: object) -> None:
-        raise OSError("disk gone")
-
-    monkeypatch.setattr(os, "replace", crash)
-    with pytest.raises(OSError, match="disk gone"):
-        write_atomic(target, b"new")
-    assert target.read_bytes() == b"old"
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["cp.json"]  # no temp file left
-
-
-def test_atomic_write_fsyncs_before_rename(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    events: list[str] = []
-    real_fsync, real_replace = os.fsync, os.replace
-    monkeypatch.setattr(os, "fsync", lambda fd: (events.append("fsync"), real_fsync(fd))[1])
-    monkeypatch.setattr(
-        os, "replace", lambda a, b: (events.append("rename"), real_replace(a, b))[1]
-    )
-    write_atomic(tmp_path / "cp.json", b"{}")
-    assert events[:2] == ["fsync", "rename"]  # data durable before it becomes visible
-    assert events[-1] == "fsync"  # and the directory entry too
 
 
 def test_tracker_refuses_other_bundles_and_other_settings(tmp_path: Path) -> None:
