@@ -124,15 +124,14 @@ def channel_route_options(route: Route) -> list[tuple[str, str | int]]:
         # GRPC_ADDRESS_HTTP_PROXY is honoured even with grpc.enable_http_proxy=0;
         # an empty list of enabled addresses is what turns it off.
         ("grpc.address_http_proxy_enabled_addresses", ""),
-        # :authority as the user wrote the endpoint, whatever address is dialled.
+        # :authority as the user wrote the endpoint, whatever address is dialled;
+        # grpc-core also checks the server's certificate against this name.
         ("grpc.default_authority", endpoint.authority),
     ]
     if route.proxy is not None:
         options.append(("grpc.http_proxy", route.proxy))
     else:
         options.append(("grpc.enable_http_proxy", 0))
-    if endpoint.tls and route.address != endpoint.host:
-        options.append(("grpc.ssl_target_name_override", route.tls_name))
     return options
 
 
