@@ -158,11 +158,18 @@ def replay(
     ] = None,
     sealed: Annotated[
         bool,
-        typer.Option("--sealed", help="Refuse non-loopback endpoints (also BUNDLEKIT_SEALED=1)."),
+        typer.Option(
+            "--sealed",
+            help="Send only to loopback: no other host, no proxy, no name lookup "
+            "(also BUNDLEKIT_SEALED=1).",
+        ),
     ] = False,
     allow_egress: Annotated[
         Optional[list[str]],  # noqa: UP045
-        typer.Option("--allow-egress", help="In sealed mode, allow this host (repeatable)."),
+        typer.Option(
+            "--allow-egress",
+            help="In sealed mode, allow this collector or proxy host (repeatable).",
+        ),
     ] = None,
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Verify and report what would be sent; send nothing.")

@@ -73,8 +73,9 @@ def replay_bundle(
     the retry budget, :class:`ReplayInterrupted` on Ctrl-C.
     """
     endpoint = parse_endpoint(options.transport)
-    # Refuse a forbidden destination (or a broken proxy variable) before even reading the bundle.
-    _plan_route(endpoint, options, profile=None)
+    if options.sealed or sealed_from_env():
+        # Refuse a forbidden destination before even reading the bundle.
+        _plan_route(endpoint, options, profile=None)
     source = open_source(path, options.trust, options.limits)
     return replay_source(source, options, listener, exporter_factory=exporter_factory)
 

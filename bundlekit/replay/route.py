@@ -120,11 +120,11 @@ def plan_route(
     if value is None:  # set, but this host is in no_proxy
         note = "proxy variables ignored" if sealed is not None else f"{variable} bypasses the proxy"
         return Route(endpoint, protocol, address, sealed=sealed, note=note)
-    proxy = _proxy_url(variable, value, protocol)
-    proxy_host = urlsplit(proxy).hostname or ""
-    if sealed is not None and not is_allowed(proxy_host, allowed):
+    # Sealed mode ignores a proxy it does not allow: not even its spelling is checked.
+    if sealed is not None and not is_allowed(_proxy_host(value), allowed):
         note = f"proxy variables ignored: {variable} not allowed by --allow-egress"
         return Route(endpoint, protocol, address, sealed=sealed, note=note)
+    proxy = _proxy_url(variable, value, protocol)
     return Route(endpoint, protocol, address, proxy, variable, sealed=sealed)
 
 
@@ -233,6 +233,15 @@ def _proxy_url(variable: str, value: str, protocol: Protocol) -> str:
             f"fix or unset {variable}, or list the collector's host in no_proxy",
         )
     return text
+
+
+def _proxy_host(value: str) -> str:
+    """The host of a proxy value, or ``""`` if it has none that can be read."""
+    text = value.strip()
+    try:
+        return urlsplit(text if "://" in text else f"http://{text}").hostname or ""
+    except ValueError:
+        return ""
 
 
 def redact(url: str) -> str:

@@ -19,11 +19,12 @@ from __future__ import annotations
 
 import socket
 import threading
+import time
 
 from bundlekit.replay.interface import ExportResult, Outcome, Protocol
 from bundlekit.replay.route import Route
 
-#: Longest the probe may take to connect or to be answered.
+#: Longest the probe may take, connecting and waiting for the answer (each at most this).
 PROBE_TIMEOUT = 2.0
 #: Words in a failure that may mean the TLS handshake did not happen.
 _HANDSHAKE_HINTS = (
@@ -51,11 +52,15 @@ def speaks_plaintext(address: str, port: int, protocol: Protocol, host_header: s
             f"OPTIONS * HTTP/1.1\r\nHost: {host_header}\r\nConnection: close\r\n\r\n".encode()
         )
     data = b""
+    deadline = time.monotonic() + PROBE_TIMEOUT
     try:
         with socket.create_connection((address, port), timeout=PROBE_TIMEOUT) as sock:
-            sock.settimeout(PROBE_TIMEOUT)
             sock.sendall(greeting)
             while len(data) < 9:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    break
+                sock.settimeout(left)
                 chunk = sock.recv(64)
                 if not chunk:
                     break

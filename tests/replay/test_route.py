@@ -226,3 +226,8 @@ def test_proxy_credentials_never_appear_in_messages_or_the_report() -> None:
         route("http://10.0.0.5:4317", grpc_proxy="socks5://user:s3cret@proxy.corp:1")
     assert "s3cret" not in err.value.diagnostics()
     assert redact("user:pw@host:1") == "***@host:1"
+
+
+def test_sealed_mode_ignores_even_an_unusable_proxy_value() -> None:
+    chosen = route("http://127.0.0.1:4317", sealed="airgap bundle", grpc_proxy="socks5://x:1")
+    assert chosen.proxy is None and "grpc_proxy not allowed" in chosen.note
