@@ -34,22 +34,7 @@ from tests.replay.rotel import Rotel, rotel_binary
 
 TRACES = Filters(signals=frozenset({Signal.TRACES}))
 PROXY_VARIABLES = ("grpc_proxy", "https_proxy", "http_proxy", "HTTPS_PROXY", "HTTP_PROXY")
-ALL_ROUTE_VARIABLES = (
-    *PROXY_VARIABLES,
-    "no_proxy",
-    "NO_PROXY",
-    "no_grpc_proxy",
-    "GRPC_ADDRESS_HTTP_PROXY",
-    "GRPC_ADDRESS_HTTP_PROXY_ENABLED_ADDRESSES",
-    "BUNDLEKIT_SEALED",
-)
 needs_rotel = pytest.mark.skipif(not rotel_binary().exists(), reason="rotel-agent is not installed")
-
-
-@pytest.fixture(autouse=True)
-def clean_proxy_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in ALL_ROUTE_VARIABLES:
-        monkeypatch.delenv(name, raising=False)
 
 
 @pytest.fixture
