@@ -158,11 +158,18 @@ def replay(
     ] = None,
     sealed: Annotated[
         bool,
-        typer.Option("--sealed", help="Refuse non-loopback endpoints (also BUNDLEKIT_SEALED=1)."),
+        typer.Option(
+            "--sealed",
+            help="Send only to loopback: no other host, no proxy, no name lookup "
+            "(also BUNDLEKIT_SEALED=1).",
+        ),
     ] = False,
     allow_egress: Annotated[
         Optional[list[str]],  # noqa: UP045
-        typer.Option("--allow-egress", help="In sealed mode, allow this host (repeatable)."),
+        typer.Option(
+            "--allow-egress",
+            help="In sealed mode, allow this collector or proxy host (repeatable).",
+        ),
     ] = None,
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Verify and report what would be sent; send nothing.")
@@ -301,11 +308,18 @@ def _render(report: ReplayReport, as_json: bool) -> None:
 
         emit_json(report.to_json())
         return
+    from bundlekit.textsafe import neutralize
+
     con = _console(stderr=False)
     verb = "would send" if report.dry_run else "sent"
     status = "dry run" if report.dry_run else ("complete" if report.completed else "INCOMPLETE")
     con.print(
-        f"replay {report.replay_id} of bundle {report.bundle_id} to {report.endpoint}: {status}"
+        f"replay {neutralize(report.replay_id)} of bundle {neutralize(report.bundle_id)} "
+        f"to {neutralize(report.endpoint)}: {status}",
+        markup=False,
+    )
+    con.print(
+        f"  route: {'would go ' if report.dry_run else ''}{neutralize(report.route)}", markup=False
     )
     if report.verification_skipped:
         con.print("  verification: SKIPPED (--no-verify)")
@@ -364,8 +378,13 @@ class _CliListener(ReplayListener):
         self.task = self.progress.add_task("replay", total=sum(planned_records.values()))
 
     def on_warning(self, message: str) -> None:
+        # Warnings can quote the collector (partial-success messages): untrusted text.
+        from bundlekit.textsafe import neutralize
+
         loud = "--no-verify" in message
-        self.console.print(f"WARNING: {message}", style="bold red" if loud else "yellow")
+        self.console.print(
+            f"WARNING: {neutralize(message)}", style="bold red" if loud else "yellow", markup=False
+        )
 
     def on_acknowledged(self, signal: Signal, records: int, rejected: int) -> None:
         self._advance(records)
@@ -377,9 +396,12 @@ class _CliListener(ReplayListener):
         now = time.monotonic()
         if now - self.last_retry_note >= 1.0:  # at most one line a second
             self.last_retry_note = now
+            from bundlekit.textsafe import neutralize
+
             self.console.print(
-                f"retrying {signal.value} in {delay:.1f} s (retry {attempt}): {detail}",
+                f"retrying {signal.value} in {delay:.1f} s (retry {attempt}): {neutralize(detail)}",
                 style="yellow",
+                markup=False,
             )
 
     def on_finish(self, report: ReplayReport) -> None:

@@ -28,7 +28,7 @@ from pathlib import Path
 
 from bundlekit.otlp.signals import SIGNALS, Signal
 from bundlekit.replay.checkpoint import Tracker, open_tracker, segment_key
-from bundlekit.replay.egress import check_egress, sealed_from_env
+from bundlekit.replay.egress import sealed_from_env
 from bundlekit.replay.endpoint import Endpoint, parse_endpoint
 from bundlekit.replay.exporters import create_exporter
 from bundlekit.replay.interface import (
@@ -48,10 +48,12 @@ from bundlekit.replay.rebase import Rebaser, parse_rebase, resolve_delta
 from bundlekit.replay.records import RecordCounter, count_decoded
 from bundlekit.replay.report import ReplayReport
 from bundlekit.replay.retry import Delivery, Retrier, Status
+from bundlekit.replay.route import Route, plan_route
 from bundlekit.replay.source import ReplaySource, open_source
 from bundlekit.replay.split import split_request
+from bundlekit.textsafe import neutralize
 
-ExporterFactory = Callable[[Endpoint, TransportOptions, int], Exporter]
+ExporterFactory = Callable[[Route, TransportOptions, int], Exporter]
 #: (segment key, request index, part, number of parts)
 AckKey = tuple[str, int, int, int]
 
@@ -71,8 +73,9 @@ def replay_bundle(
     the retry budget, :class:`ReplayInterrupted` on Ctrl-C.
     """
     endpoint = parse_endpoint(options.transport)
-    # Refuse a forbidden destination before even reading the bundle.
-    _check_sealed(endpoint, options, profile=None)
+    if options.sealed or sealed_from_env():
+        # Refuse a forbidden destination before even reading the bundle.
+        _plan_route(endpoint, options, profile=None)
     source = open_source(path, options.trust, options.limits)
     return replay_source(source, options, listener, exporter_factory=exporter_factory)
 
@@ -86,11 +89,12 @@ def replay_source(
 ) -> ReplayReport:
     """Replay an already opened (verified) source; the engine behind :func:`replay_bundle`."""
     endpoint = parse_endpoint(options.transport)
-    _check_sealed(endpoint, options, profile=source.profile)
-    return _Run(source, options, listener or ReplayListener(), endpoint, exporter_factory).execute()
+    route = _plan_route(endpoint, options, profile=source.profile)
+    return _Run(source, options, listener or ReplayListener(), route, exporter_factory).execute()
 
 
-def _check_sealed(endpoint: Endpoint, options: ReplayOptions, profile: str | None) -> None:
+def _plan_route(endpoint: Endpoint, options: ReplayOptions, profile: str | None) -> Route:
+    """The route to the collector; in sealed mode, only loopback or what is allowed."""
     reasons = []
     if options.sealed:
         reasons.append("--sealed")
@@ -98,8 +102,8 @@ def _check_sealed(endpoint: Endpoint, options: ReplayOptions, profile: str | Non
         reasons.append("BUNDLEKIT_SEALED")
     if profile == "airgap":
         reasons.append("airgap bundle")
-    if reasons:
-        check_egress(endpoint.host, ", ".join(reasons), options.allow_egress)
+    sealed = ", ".join(reasons) if reasons else None
+    return plan_route(endpoint, options.transport.protocol, sealed, options.allow_egress)
 
 
 @dataclass
@@ -175,13 +179,13 @@ class _Run:
         source: ReplaySource,
         options: ReplayOptions,
         listener: ReplayListener,
-        endpoint: Endpoint,
+        route: Route,
         exporter_factory: ExporterFactory,
     ) -> None:
         self.source = source
         self.options = options
         self.listener = _SyncListener(listener)
-        self.endpoint = endpoint
+        self.route = route
         self.exporter_factory = exporter_factory
         self.filters = options.filters
         self.signals = self.filters.selected_signals
@@ -225,8 +229,10 @@ class _Run:
         self.report = ReplayReport(
             bundle_id=source.bundle_id,
             replay_id=state.replay_id,
-            endpoint=endpoint.describe(options.transport.protocol),
+            endpoint=route.endpoint.describe(options.transport.protocol),
             protocol=options.transport.protocol.value,
+            route=route.describe(),
+            sealed=route.sealed is not None,
             verification_skipped=source.verification_skipped,
             dry_run=options.dry_run,
             rebase_delta_ns=state.delta_ns,
@@ -271,8 +277,8 @@ class _Run:
             self._finish(started)
             raise
         if self.failure is not None:
-            error = self._failure_error(*self.failure)
-            self.report.error = error.message
+            error, raw = self._failure_error(*self.failure)
+            self.report.error = raw
             error.report = self._finish(started)
             raise error
         self.report.completed = True
@@ -386,7 +392,7 @@ class _Run:
 
     def _send_all(self) -> None:
         concurrency = self.options.concurrency
-        exporter = self.exporter_factory(self.endpoint, self.options.transport, concurrency)
+        exporter = self.exporter_factory(self.route, self.options.transport, concurrency)
         self.report.endpoint = exporter.target or self.report.endpoint
         slots = threading.Semaphore(concurrency)
         pool = ThreadPoolExecutor(concurrency, thread_name_prefix="bundlekit-replay")
@@ -484,21 +490,35 @@ class _Run:
             "replay resumable"
         )
 
-    def _failure_error(self, batch: _Batch, delivery: Delivery) -> ReplayFailed:
+    def _failure_error(self, batch: _Batch, delivery: Delivery) -> tuple[ReplayFailed, str]:
+        """The error to raise, and its message with the collector's words exactly as sent.
+
+        The collector's details are untrusted text: the exception (printed on a
+        terminal) carries them neutralized, the report (JSON) keeps them exact.
+        """
         target = self.report.endpoint
-        detail = delivery.last.detail
-        if delivery.status is Status.EXHAUSTED:
-            waited = delivery.elapsed
-            message = (
-                f"the collector at {target} did not accept {batch.signal.value} data within the "
-                f"retry budget ({waited:.1f} s of {self.options.retry.max_elapsed:g} s, "
-                f"{delivery.retries} retries; last error: {detail})"
-            )
+        last = delivery.last
+
+        def compose(detail: str) -> str:
+            if last.hint is not None:
+                return f"cannot send {batch.signal.value} data to {target}: {detail}"
+            if delivery.status is Status.EXHAUSTED:
+                return (
+                    f"the collector at {target} did not accept {batch.signal.value} data within "
+                    f"the retry budget ({delivery.elapsed:.1f} s of "
+                    f"{self.options.retry.max_elapsed:g} s, {delivery.retries} retries; "
+                    f"last error: {detail})"
+                )
+            return f"the collector at {target} refused {batch.signal.value} data: {detail}"
+
+        if last.hint is not None:
+            hint = last.hint
+        elif delivery.status is Status.EXHAUSTED:
             hint = "check that the collector is running and reachable; " + self._resume_hint()
         else:
-            message = f"the collector at {target} refused {batch.signal.value} data: {detail}"
             hint = (
                 "this error is not retryable (OTLP specification); fix the cause, then "
                 + self._resume_hint()
             )
-        return ReplayFailed(message, hint)
+        error = ReplayFailed(compose(neutralize(last.detail)), hint)
+        return error, compose(last.detail)

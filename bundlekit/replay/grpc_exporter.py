@@ -1,5 +1,13 @@
 """OTLP/gRPC exporter that sends already-serialized requests.
 
+The channel goes exactly where the :class:`~bundlekit.replay.route.Route`
+says.  grpc-core would otherwise read proxy variables on its own
+(``grpc_proxy``, ``https_proxy``, ``http_proxy`` and, beyond
+``grpc.enable_http_proxy``'s reach, ``GRPC_ADDRESS_HTTP_PROXY``) and resolve
+whatever name it is given; so the proxy is passed explicitly or switched off,
+the address-level proxy is always off, and an IP literal is given as an
+``ipv4:``/``ipv6:`` target, which no resolver sees.
+
 The methods are created with ``unary_unary`` and no serializers, so request
 bytes read from a bundle go onto the wire untouched — no decode and re-encode
 when nothing needs changing.  One channel is shared by every thread; gRPC
@@ -13,7 +21,6 @@ from typing import Any
 import grpc
 
 from bundlekit.otlp.signals import SIGNALS, Signal
-from bundlekit.replay.endpoint import Endpoint
 from bundlekit.replay.interface import (
     Compression,
     Exporter,
@@ -23,7 +30,9 @@ from bundlekit.replay.interface import (
     TransportOptions,
 )
 from bundlekit.replay.partial import rejected_records
+from bundlekit.replay.route import Route
 from bundlekit.replay.rpc_status import parse_status
+from bundlekit.replay.tlsprobe import PlaintextDetector
 
 #: Codes the OTLP specification says are transient.
 RETRYABLE_CODES = frozenset(
@@ -45,7 +54,8 @@ _MAX_MESSAGE = 64 * 1024 * 1024
 class GrpcExporter(Exporter):
     """Sends raw request bytes to an OTLP/gRPC receiver."""
 
-    def __init__(self, endpoint: Endpoint, options: TransportOptions) -> None:
+    def __init__(self, route: Route, options: TransportOptions) -> None:
+        endpoint = route.endpoint
         self.target = endpoint.describe(Protocol.GRPC)
         self._timeout = options.timeout
         self._metadata = tuple((k.lower(), v) for k, v in options.headers)
@@ -58,16 +68,19 @@ class GrpcExporter(Exporter):
             # Reconnect quickly once a restarted collector is back.
             ("grpc.initial_reconnect_backoff_ms", 100),
             ("grpc.max_reconnect_backoff_ms", 2000),
+            *channel_route_options(route),
         ]
+        self._plaintext = PlaintextDetector(route) if endpoint.tls else None
+        target = grpc_target(route)
         if endpoint.tls:
             credentials = grpc.ssl_channel_credentials(
                 root_certificates=_read(options.ca_file),
                 private_key=_read(options.key_file),
                 certificate_chain=_read(options.cert_file),
             )
-            self._channel = grpc.secure_channel(endpoint.authority, credentials, channel_options)
+            self._channel = grpc.secure_channel(target, credentials, channel_options)
         else:
-            self._channel = grpc.insecure_channel(endpoint.authority, channel_options)
+            self._channel = grpc.insecure_channel(target, channel_options)
         # No serializers: bytes in, bytes out.
         self._methods: dict[Signal, Any] = {
             signal: self._channel.unary_unary(signal.spec.grpc_method) for signal in SIGNALS
@@ -82,11 +95,44 @@ class GrpcExporter(Exporter):
                 compression=self._compression,
             )
         except grpc.RpcError as err:
-            return classify_error(err)
+            result = classify_error(err)
+            if (
+                self._plaintext is not None
+                and result.outcome is not Outcome.ACCEPTED
+                and err.code() is grpc.StatusCode.UNAVAILABLE
+            ):
+                return self._plaintext.check(result)
+            return result
         return _accepted(signal, response)
 
     def close(self) -> None:
         self._channel.close()
+
+
+def grpc_target(route: Route) -> str:
+    """The channel target: ``ipv4:``/``ipv6:`` for an address, so no resolver is asked."""
+    if route.literal:
+        scheme = "ipv6" if ":" in route.address else "ipv4"
+        return f"{scheme}:{route.authority}"
+    return route.authority
+
+
+def channel_route_options(route: Route) -> list[tuple[str, str | int]]:
+    """Channel arguments that make grpc-core follow ``route`` and nothing in the environment."""
+    endpoint = route.endpoint
+    options: list[tuple[str, str | int]] = [
+        # GRPC_ADDRESS_HTTP_PROXY is honoured even with grpc.enable_http_proxy=0;
+        # an empty list of enabled addresses is what turns it off.
+        ("grpc.address_http_proxy_enabled_addresses", ""),
+        # :authority as the user wrote the endpoint, whatever address is dialled;
+        # grpc-core also checks the server's certificate against this name.
+        ("grpc.default_authority", endpoint.authority),
+    ]
+    if route.proxy is not None:
+        options.append(("grpc.http_proxy", route.proxy))
+    else:
+        options.append(("grpc.enable_http_proxy", 0))
+    return options
 
 
 def classify_error(err: grpc.RpcError) -> ExportResult:

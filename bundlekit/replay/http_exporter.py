@@ -5,6 +5,13 @@ threads never wait for each other's sockets.  urllib3's own retries and
 redirects are off: the shared OTLP retry policy decides, and a collector
 answering with a redirect is misconfigured rather than something to follow
 silently with telemetry in hand.
+
+The pool follows the :class:`~bundlekit.replay.route.Route`: a
+``ProxyManager`` when the route goes through a proxy, otherwise a plain pool
+(urllib3 itself never reads proxy variables).  The URL names the route's
+address, so a sealed replay to ``localhost`` connects to ``127.0.0.1`` without
+asking a resolver, while the ``Host`` header and the TLS name stay what the
+user wrote.
 """
 
 from __future__ import annotations
@@ -15,7 +22,6 @@ import urllib3
 
 from bundlekit._version import __version__
 from bundlekit.otlp.signals import Signal
-from bundlekit.replay.endpoint import Endpoint
 from bundlekit.replay.interface import (
     Compression,
     Exporter,
@@ -26,7 +32,9 @@ from bundlekit.replay.interface import (
 )
 from bundlekit.replay.partial import rejected_records
 from bundlekit.replay.retry import parse_retry_after
+from bundlekit.replay.route import Route
 from bundlekit.replay.rpc_status import parse_status
+from bundlekit.replay.tlsprobe import PlaintextDetector
 
 #: Status codes the OTLP/HTTP specification says are transient.
 RETRYABLE_STATUS = frozenset({429, 502, 503, 504})
@@ -37,13 +45,18 @@ _MAX_RESPONSE = 1024 * 1024
 class HttpExporter(Exporter):
     """POSTs ``application/x-protobuf`` requests to ``<base>/v1/<signal>``."""
 
-    def __init__(self, endpoint: Endpoint, options: TransportOptions, connections: int) -> None:
+    def __init__(self, route: Route, options: TransportOptions, connections: int) -> None:
+        endpoint = route.endpoint
         self.target = endpoint.describe(Protocol.HTTP)
-        self._urls = {signal: endpoint.url(signal.spec.http_path) for signal in Signal}
+        scheme = "https" if endpoint.tls else "http"
+        base = f"{scheme}://{route.authority}{endpoint.base_path}"
+        self._urls = {signal: base + signal.spec.http_path for signal in Signal}
+        self._plaintext = PlaintextDetector(route) if endpoint.tls else None
         self._gzip = options.compression is Compression.GZIP
         headers = {
             "Content-Type": "application/x-protobuf",
             "User-Agent": f"bundlekit/{__version__}",
+            "Host": endpoint.authority,
         }
         if self._gzip:
             headers["Content-Encoding"] = "gzip"
@@ -56,15 +69,23 @@ class HttpExporter(Exporter):
                 "ca_certs": str(options.ca_file) if options.ca_file else None,
                 "cert_file": str(options.cert_file) if options.cert_file else None,
                 "key_file": str(options.key_file) if options.key_file else None,
+                # The certificate is checked against the name written, not the address dialled.
+                "server_hostname": route.tls_name,
+                "assert_hostname": route.tls_name,
             }
-        self._pool = urllib3.PoolManager(
-            num_pools=2,
-            maxsize=max(1, connections),
-            block=True,
-            retries=False,
-            timeout=urllib3.Timeout(total=options.timeout),
-            **tls,  # type: ignore[arg-type]
-        )
+        pool_options: dict[str, object] = {
+            "num_pools": 2,
+            "maxsize": max(1, connections),
+            "block": True,
+            "retries": False,
+            "timeout": urllib3.Timeout(total=options.timeout),
+            **tls,
+        }
+        self._pool: urllib3.PoolManager
+        if route.proxy is not None:
+            self._pool = urllib3.ProxyManager(route.proxy, **pool_options)  # type: ignore[arg-type]
+        else:
+            self._pool = urllib3.PoolManager(**pool_options)  # type: ignore[arg-type]
 
     def export(self, signal: Signal, body: bytes) -> ExportResult:
         payload = gzip.compress(body, compresslevel=5) if self._gzip else body
@@ -78,10 +99,11 @@ class HttpExporter(Exporter):
                 preload_content=False,
             )
         except urllib3.exceptions.SSLError as exc:
-            return ExportResult(Outcome.FAILED, detail=f"TLS error: {exc}")
+            return self._transport_failure(ExportResult(Outcome.FAILED, detail=f"TLS error: {exc}"))
         except urllib3.exceptions.HTTPError as exc:
             # Refused, reset, timed out: the network, not the data — retry.
-            return ExportResult(Outcome.RETRYABLE, detail=f"connection error: {exc}")
+            failure = ExportResult(Outcome.RETRYABLE, detail=f"connection error: {exc}")
+            return self._transport_failure(failure)
         try:
             content = response.read(_MAX_RESPONSE, decode_content=True)
         except urllib3.exceptions.HTTPError as exc:
@@ -92,6 +114,9 @@ class HttpExporter(Exporter):
         return classify_response(
             signal, response.status, response.reason, response.headers.get("Retry-After"), content
         )
+
+    def _transport_failure(self, result: ExportResult) -> ExportResult:
+        return result if self._plaintext is None else self._plaintext.check(result)
 
     def close(self) -> None:
         self._pool.clear()

@@ -74,6 +74,9 @@ class ExportResult:
     detail: str = ""
     #: Delay the server asked for (Retry-After / RetryInfo), in seconds.
     retry_after: float | None = None
+    #: What the user can do about a failure that is not the collector refusing data
+    #: (e.g. a plaintext collector behind a TLS endpoint); shown as the error's hint.
+    hint: str | None = None
 
 
 class Exporter(ABC):

@@ -41,6 +41,10 @@ class ReplayReport:
     endpoint: str
     protocol: str
     verification_skipped: bool
+    #: How the data left: ``direct to ADDRESS:PORT (...)`` or ``via proxy URL (...)``.
+    route: str = ""
+    #: Sealed mode was on (``--sealed``, ``BUNDLEKIT_SEALED`` or an airgap bundle).
+    sealed: bool = False
     dry_run: bool = False
     rebase_delta_ns: int = 0
     marker: bool = True
@@ -66,6 +70,8 @@ class ReplayReport:
             "replay_id": self.replay_id,
             "endpoint": self.endpoint,
             "protocol": self.protocol,
+            "route": self.route,
+            "sealed": self.sealed,
             "verification_skipped": self.verification_skipped,
             "dry_run": self.dry_run,
             "rebase_delta_ns": self.rebase_delta_ns,

@@ -9,6 +9,28 @@ from bundlekit.replay import ReplayOptions, RetryPolicy, TransportOptions, Trust
 from bundlekit.replay.interface import Protocol
 from tests.replay.otlpdata import Bundle, make_bundle
 
+#: Variables that change how replay reaches a collector; a test sets them only on purpose.
+ROUTE_VARIABLES = (
+    "grpc_proxy",
+    "https_proxy",
+    "http_proxy",
+    "HTTPS_PROXY",
+    "HTTP_PROXY",
+    "no_proxy",
+    "NO_PROXY",
+    "no_grpc_proxy",
+    "GRPC_ADDRESS_HTTP_PROXY",
+    "GRPC_ADDRESS_HTTP_PROXY_ENABLED_ADDRESSES",
+    "BUNDLEKIT_SEALED",
+)
+
+
+@pytest.fixture(autouse=True)
+def no_proxy_from_the_machine(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Replay honours proxy variables; a proxy set on the test machine must not reroute tests."""
+    for name in ROUTE_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+
 
 @pytest.fixture(scope="session")
 def replay_key(tmp_path_factory: pytest.TempPathFactory) -> GeneratedKey:

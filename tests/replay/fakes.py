@@ -6,8 +6,8 @@ import threading
 from collections.abc import Callable
 
 from bundlekit.otlp.signals import Signal
-from bundlekit.replay.endpoint import Endpoint
 from bundlekit.replay.interface import Exporter, ExportResult, Outcome, TransportOptions
+from bundlekit.replay.route import Route
 
 
 class FakeExporter(Exporter):
@@ -38,12 +38,12 @@ class FakeExporter(Exporter):
     def close(self) -> None:
         self.closed = True
 
-    def factory(self) -> Callable[[Endpoint, TransportOptions, int], Exporter]:
+    def factory(self) -> Callable[[Route, TransportOptions, int], Exporter]:
         return lambda endpoint, options, concurrency: self
 
 
 class NoExporter:
     """A factory that fails the test if the engine tries to connect at all."""
 
-    def __call__(self, endpoint: Endpoint, options: TransportOptions, concurrency: int) -> Exporter:
+    def __call__(self, route: Route, options: TransportOptions, concurrency: int) -> Exporter:
         raise AssertionError("the engine created an exporter although it must not connect")

@@ -267,3 +267,115 @@ def counting_proxy(target_port: int) -> Iterator[tuple[int, list[int]]]:
         stop.set()
         acceptor.join(2)
         listener.close()
+
+
+# -- a loopback listener posing as an HTTP proxy ----------------------------------------------
+
+
+@dataclass
+class ProxyLog:
+    """What reached the fake proxy: one entry of received bytes per connection."""
+
+    port: int
+    connections: list[bytearray] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def received(self) -> bytes:
+        with self.lock:
+            return b"".join(bytes(c) for c in self.connections)
+
+
+@contextmanager
+def recording_proxy() -> Iterator[ProxyLog]:
+    """A proxy on 127.0.0.1 that records every byte it is sent.
+
+    ``CONNECT 127.0.0.1:PORT`` is honoured (a real tunnel, so a replay through
+    it succeeds); anything else gets ``502``.  It never connects anywhere but
+    127.0.0.1, and every socket and thread ends with the context.
+    """
+    import socket
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(16)
+    listener.settimeout(0.2)
+    log = ProxyLog(listener.getsockname()[1])
+    stop = threading.Event()
+    sockets: list[socket.socket] = []
+
+    def pump(src: socket.socket, dst: socket.socket, record: bytearray | None) -> None:
+        try:
+            while data := src.recv(65536):
+                if record is not None:
+                    with log.lock:
+                        record += data
+                dst.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for s in (src, dst):
+                with contextlib.suppress(OSError):
+                    s.shutdown(socket.SHUT_RDWR)
+
+    def serve(client: socket.socket) -> None:
+        record = bytearray()
+        with log.lock:
+            log.connections.append(record)
+        client.settimeout(5)
+        head = b""
+        try:
+            while b"\r\n\r\n" not in head and len(head) < 65536:
+                data = client.recv(65536)
+                if not data:
+                    break
+                head += data
+                with log.lock:
+                    record += data
+            words = head.split(b" ", 2)
+            if len(words) == 3 and words[0] == b"CONNECT" and words[1].startswith(b"127.0.0.1:"):
+                upstream = socket.create_connection(("127.0.0.1", int(words[1][10:])), timeout=5)
+                sockets.append(upstream)
+                client.sendall(b"HTTP/1.1 200 Connection established\r\n\r\n")
+                client.settimeout(None)
+                upstream.settimeout(None)
+                rest = head.split(b"\r\n\r\n", 1)[1]
+                if rest:
+                    upstream.sendall(rest)
+                t = threading.Thread(target=pump, args=(upstream, client, None), daemon=True)
+                t.start()
+                pump(client, upstream, record)
+                t.join(5)
+            else:
+                client.sendall(b"HTTP/1.1 502 Bad Gateway\r\nContent-Length: 0\r\n\r\n")
+        except OSError:
+            pass
+        finally:
+            client.close()
+
+    def accept() -> None:
+        while not stop.is_set():
+            try:
+                client, _ = listener.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            sockets.append(client)
+            threading.Thread(target=serve, args=(client,), daemon=True).start()
+
+    acceptor = threading.Thread(target=accept, daemon=True)
+    acceptor.start()
+    try:
+        yield log
+    finally:
+        stop.set()
+        acceptor.join(2)
+        listener.close()
+        for s in sockets:
+            with contextlib.suppress(OSError):
+                s.close()

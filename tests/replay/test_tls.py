@@ -44,6 +44,7 @@ def _issue(
     issuer_key: ec.EllipticCurvePrivateKey | None,
     ca: bool,
     out: Path,
+    names: list[x509.GeneralName] | None = None,
 ) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]:
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, subject)])
@@ -61,7 +62,8 @@ def _issue(
     if not ca:
         builder = builder.add_extension(
             x509.SubjectAlternativeName(
-                [x509.IPAddress(ipaddress.ip_address("127.0.0.1")), x509.DNSName("localhost")]
+                names
+                or [x509.IPAddress(ipaddress.ip_address("127.0.0.1")), x509.DNSName("localhost")]
             ),
             critical=False,
         )
@@ -84,6 +86,15 @@ def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
     _issue("127.0.0.1", ca_cert.subject, ca_key, False, d / "server")
     _issue("replay client", ca_cert.subject, ca_key, False, d / "client")
     return Pki(d / "ca.crt", d / "server.crt", d / "server.key", d / "client.crt", d / "client.key")
+
+
+@pytest.fixture(scope="module")
+def localhost_only_pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
+    """A server certificate for the name ``localhost`` only (no IP address in it)."""
+    d = tmp_path_factory.mktemp("pki-localhost")
+    ca_cert, ca_key = _issue("test CA", None, None, True, d / "ca")
+    _issue("localhost", ca_cert.subject, ca_key, False, d / "server", [x509.DNSName("localhost")])
+    return Pki(d / "ca.crt", d / "server.crt", d / "server.key", d / "none.crt", d / "none.key")
 
 
 @contextmanager
@@ -162,3 +173,23 @@ def test_untrusted_server_certificate_fails_fast_instead_of_retrying(
             )
         assert receiver.accepted[Signal.TRACES] == []
     assert err.value.report is not None and err.value.report.signals[Signal.TRACES].retries == 0
+    # The collector does speak TLS: the plaintext probe must not blame that.
+    assert "does not speak TLS" not in err.value.message
+
+
+@pytest.mark.parametrize("protocol", [Protocol.GRPC, Protocol.HTTP])
+def test_sealed_tls_to_localhost_dials_127_0_0_1_but_checks_the_name_localhost(
+    bundle: Bundle, localhost_only_pki: Pki, protocol: Protocol
+) -> None:
+    """Dialling the literal address must not change which name the certificate is checked for."""
+    with _receiver(protocol, localhost_only_pki, False) as (port, receiver):
+        transport = TransportOptions(
+            endpoint=f"https://localhost.:{port}",
+            protocol=protocol,
+            ca_file=localhost_only_pki.ca,
+            timeout=5.0,
+        )
+        options = options_for(bundle, port, transport=transport, filters=TRACES, sealed=True)
+        report = replay_bundle(bundle.path, options)
+        assert report.completed and receiver.accepted[Signal.TRACES]
+    assert report.route == f"direct to 127.0.0.1:{port} (sealed; proxy variables ignored)"
