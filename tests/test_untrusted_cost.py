@@ -519,3 +519,35 @@ def test_sign_refuses_a_manifest_with_a_lone_surrogate_before_signing(
     with pytest.raises(FormatError, match="not valid Unicode"):
         sign_bundle(bundle, load_private_key(keys[ED].private_path))
     assert not (bundle / layout.ENVELOPE_NAME).exists()
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        b'{"\\ud800": 1}',  # in a key
+        b'{"a": [[1, {"b": ["ok", "\\udfff"]}]]}',  # deep in lists and objects
+        b'"\\uD83D"',  # a bare top-level string, upper-case hex
+        b'["\\ud83d\\ude00", "\\ud83d"]',  # a good pair does not excuse a lone one
+    ],
+)
+def test_lone_surrogate_anywhere_in_a_document_is_refused(data: bytes) -> None:
+    with pytest.raises(FormatError, match="not valid Unicode"):
+        canonical.loads(data, "manifest")
+
+
+def _keyid_padded_to(structure: int) -> bytes:
+    """A one-signature envelope whose JSON holds exactly ``structure`` of ``{``, ``[`` and ``,``."""
+    base = _envelope_with(1)
+    found = base.count(b"{") + base.count(b"[") + base.count(b",")
+    data = base.replace(f"{0:064x}".encode(), b"," * (structure - found), 1)
+    assert data.count(b"{") + data.count(b"[") + data.count(b",") == structure
+    return data
+
+
+def test_envelope_structure_budget_at_the_cap_passes_one_over_fails() -> None:
+    """The budget is twice what max_signatures need: exactly that is parsed, one more is not."""
+    limits = Limits(max_signatures=3)
+    budget = 2 * (4 + 3 * limits.max_signatures)
+    assert Envelope.from_bytes(_keyid_padded_to(budget), limits).signatures[0].keyid.count(",")
+    with pytest.raises(LimitExceeded, match=f"more than the {budget} allowed"):
+        Envelope.from_bytes(_keyid_padded_to(budget + 1), limits)
