@@ -551,3 +551,25 @@ def test_envelope_structure_budget_at_the_cap_passes_one_over_fails() -> None:
     assert Envelope.from_bytes(_keyid_padded_to(budget), limits).signatures[0].keyid.count(",")
     with pytest.raises(LimitExceeded, match=f"more than the {budget} allowed"):
         Envelope.from_bytes(_keyid_padded_to(budget + 1), limits)
+
+
+def test_untrusted_bundle_is_not_hashed_to_the_end(
+    bundle: Path, other_key: GeneratedKey, keys: dict[KeyType, GeneratedKey]
+) -> None:
+    """Hashing starts before the signature check; refusing the signature abandons it at once.
+
+    A 4 GiB sparse attachment takes seconds to hash; a bundle signed by an untrusted
+    key must be refused without reading it to the end.
+    """
+    import time
+
+    write_envelope(bundle, (bundle / layout.MANIFEST_NAME).read_bytes(), other_key)
+    (bundle / "attachments").mkdir()
+    with open(bundle / "attachments" / "big.bin", "wb") as big:
+        big.truncate(4 * 1024 * MiB)
+    options = VerifyOptions(keys=[keys[ED].public_path], workers=2)
+    start = time.perf_counter()
+    report = check_bundle(bundle, options)
+    elapsed = time.perf_counter() - start
+    assert report.exit_code is ExitCode.SIGNATURE
+    assert elapsed < MAX_SECONDS, elapsed
