@@ -2,8 +2,11 @@
 
 Order matters: the envelope and its signatures are checked first, and the
 file checks use the *signed payload* as the manifest, so nothing in the
-bundle is trusted before its signature is.  Every failure is recorded; the
-report says what passed and what did not.
+bundle is trusted before its signature is.  When the signatures fall short,
+verification stops there: manifest.json is not read and no file is checked,
+so a hostile manifest costs nothing however large it is.  Every failure is
+recorded (up to ``Limits.max_findings``); the report says what passed and
+what did not.
 """
 
 from __future__ import annotations
