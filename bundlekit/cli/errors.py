@@ -16,9 +16,18 @@ DEBUG_ENV = "BUNDLEKIT_DEBUG"
 
 
 def _stderr(text: str) -> None:
-    from rich.console import Console
+    """Print a message that may quote a bundle: only bundlekit's own line breaks survive.
 
-    Console(stderr=True, highlight=False, soft_wrap=True).print(text, markup=False)
+    Messages are composed by bundlekit, but they quote file names, key ids and
+    parser errors from untrusted input.  Every line is neutralized, so an
+    escape sequence, carriage return or bidi override in a quoted value is shown
+    escaped.  Code that quotes a value which may hold a line break neutralizes
+    that value itself (see ``verify.raise_for_report``), so it cannot forge a line.
+    """
+    from bundlekit.textsafe import neutralize_lines
+
+    sys.stderr.write(neutralize_lines(text) + "\n")
+    sys.stderr.flush()
 
 
 class BundlekitGroup(typer.core.TyperGroup):

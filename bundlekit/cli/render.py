@@ -1,4 +1,13 @@
-"""Human (rich) and machine (JSON) output for CLI commands."""
+"""Human (rich) and machine (JSON) output for CLI commands.
+
+Text output neutralizes every value that came from a bundle, a key file or a
+path (``_v``) one value at a time, so the line breaks bundlekit writes survive
+while a line break, escape sequence or bidi override inside a value is shown
+as an inert escape and cannot forge a line or rewrite the terminal.  Rich is
+used without markup or emoji codes, so ``[bold]`` or ``:warning:`` in a value
+is shown as typed rather than interpreted (or crashing on a stray ``[/]``).
+JSON output is exact: JSON escapes control characters itself.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +17,8 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from bundlekit.textsafe import neutralize
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -24,7 +35,19 @@ def _console(stderr: bool = False) -> Console:
     stream = sys.stderr if stderr else sys.stdout
     # Off a terminal (a file, a pipe, a report), never cut columns to 80 characters.
     width = None if stream.isatty() else 200
-    return Console(stderr=stderr, highlight=False, soft_wrap=True, width=width)
+    return Console(
+        stderr=stderr, highlight=False, markup=False, emoji=False, soft_wrap=True, width=width
+    )
+
+
+def _v(value: object) -> str:
+    """One untrusted value, made safe to print (see the module docstring)."""
+    return neutralize(str(value))
+
+
+def _keyid(keyid: str) -> str:
+    """A key id shortened for people: the first 16 characters, neutralized."""
+    return _v(keyid[:16]) + "…"
 
 
 def say(text: str, stderr: bool = False) -> None:
@@ -71,9 +94,10 @@ def keygen(generated: GeneratedKey, as_json: bool) -> None:
     if as_json:
         emit_json(doc)
         return
-    say(f"wrote {generated.private_path} ({'encrypted' if generated.encrypted else 'UNENCRYPTED'})")
-    say(f"wrote {generated.public_path}")
-    say(f"key id {generated.keyid}")
+    state = "encrypted" if generated.encrypted else "UNENCRYPTED"
+    say(f"wrote {_v(generated.private_path)} ({state})")
+    say(f"wrote {_v(generated.public_path)}")
+    say(f"key id {_v(generated.keyid)}")
 
 
 def packed(result: PackResult, as_json: bool) -> None:
@@ -89,12 +113,12 @@ def packed(result: PackResult, as_json: bool) -> None:
             }
         )
         return
-    say(f"packed {result.path} (bundle {manifest.bundle_id})")
+    say(f"packed {_v(result.path)} (bundle {_v(manifest.bundle_id)})")
     for signal, totals in manifest.signal_totals().items():
-        say(f"  {signal:8} {totals['records']:>12,} records in {totals['files']} segment(s)")
+        say(f"  {_v(signal):8} {totals['records']:>12,} records in {totals['files']} segment(s)")
     if result.signed_by:
         for keyid in result.signed_by:
-            say(f"  signed by {keyid}")
+            say(f"  signed by {_v(keyid)}")
     else:
         say("  unsigned: run `bundlekit sign` before handing it over")
 
@@ -104,9 +128,7 @@ def signed(bundle: Path, envelope: Envelope, as_json: bool) -> None:
     if as_json:
         emit_json({"bundle": str(bundle), "signatures": keyids})
         return
-    _console().print(
-        f"{bundle}: {len(keyids)} signature(s): " + ", ".join(k[:16] + "…" for k in keyids)
-    )
+    say(f"{_v(bundle)}: {len(keyids)} signature(s): " + ", ".join(_keyid(k) for k in keyids))
 
 
 def verification(report: VerificationReport, as_json: bool) -> None:
@@ -115,9 +137,9 @@ def verification(report: VerificationReport, as_json: bool) -> None:
         return
     lines: list[str] = []
     if report.ok:
-        who = ", ".join(f"{s.keyid[:16]}… ({s.source})" for s in report.signers)
+        who = ", ".join(f"{_keyid(s.keyid)} ({_v(s.source)})" for s in report.signers)
         lines += [
-            f"OK {report.bundle}",
+            f"OK {_v(report.bundle)}",
             f"  signatures: {len(report.signers)} trusted (threshold {report.threshold}): {who}",
             f"  files: {report.files_checked} checked, {report.bytes_hashed:,} bytes hashed",
         ]
@@ -126,9 +148,11 @@ def verification(report: VerificationReport, as_json: bool) -> None:
                 f"  deep: {report.records_checked:,} records decoded and matched the manifest"
             )
     else:
-        lines.append(f"FAILED {report.bundle} ({len(report.failures)} problem(s))")
+        problems = len(report.failures) + report.omitted
+        lines.append(f"FAILED {_v(report.bundle)} ({problems:,} problem(s))")
+        # str(finding) neutralizes its path and message (bundlekit/verify/report.py).
         lines += [f"  {finding}" for finding in report.failures]
-    lines += [f"  note: {note}" for note in report.notes]
+    lines += [f"  note: {_v(note)}" for note in report.all_notes]
     say("\n".join(lines), stderr=not report.ok)
 
 
@@ -139,34 +163,36 @@ def inspection(doc: dict[str, Any], as_json: bool) -> None:
     from rich.table import Table
 
     con = _console()
-    con.print(f"bundle {doc['bundle']}  id {doc['bundleId']}")
+    con.print(f"bundle {_v(doc['bundle'])}  id {_v(doc['bundleId'])}")
     con.print(
-        f"  created {doc['created']}  profile {doc['profile']}  retain until "
-        f"{doc['retention']['retainUntil']}"
+        f"  created {_v(doc['created'])}  profile {_v(doc['profile'])}  retain until "
+        f"{_v(doc['retention']['retainUntil'])}"
     )
+    if doc["producer"]:
+        con.print("  producer " + ", ".join(f"{_v(k)}={_v(v)}" for k, v in doc["producer"].items()))
     if doc["custody"]:
-        con.print("  custody " + ", ".join(f"{k}={v}" for k, v in doc["custody"].items()))
+        con.print("  custody " + ", ".join(f"{_v(k)}={_v(v)}" for k, v in doc["custody"].items()))
     if doc["window"]:
-        con.print(f"  window {doc['window']['earliest']} .. {doc['window']['latest']}")
-    con.print(f"  services {', '.join(doc['services']) or '(none)'}")
+        con.print(f"  window {_v(doc['window']['earliest'])} .. {_v(doc['window']['latest'])}")
+    con.print(f"  services {', '.join(_v(s) for s in doc['services']) or '(none)'}")
     table = Table("signal", "files", "requests", "records", "earliest", "latest")
     for signal, totals in doc["signals"].items():
         window = totals.get("window") or {}
         table.add_row(
-            signal,
-            str(totals["files"]),
+            _v(signal),
+            _v(totals["files"]),
             f"{totals['requests']:,}",
             f"{totals['records']:,}",
-            window.get("earliest", "-"),
-            window.get("latest", "-"),
+            _v(window.get("earliest", "-")),
+            _v(window.get("latest", "-")),
         )
     con.print(table)
     for item in doc["files"]:
         if item["role"] not in ("traces", "metrics", "logs"):
-            title = f"  ({item['title']})" if item.get("title") else ""
-            con.print(f"  {item['role']:16} {item['name']}{title}")
+            title = f"  ({_v(item['title'])})" if item.get("title") else ""
+            con.print(f"  {_v(item['role']):16} {_v(item['name'])}{title}")
     if not doc["signers"]:
         con.print("  signers: none (unsigned)")
     for signer in doc["signers"]:
         state = {True: "trusted", False: "NOT trusted", None: "not checked"}[signer["trusted"]]
-        con.print(f"  signer {signer['keyid'][:16]}…  {state}")
+        con.print(f"  signer {_keyid(signer['keyid'])}  {state}")

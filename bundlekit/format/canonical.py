@@ -4,11 +4,18 @@ Canonical output means equal content gives equal bytes, so a manifest's hash
 and signature depend only on what it says.  Strict input refuses duplicate
 keys, which different parsers resolve differently (a classic way to make a
 signed document say two things).
+
+Strict input also refuses text that is not Unicode: invalid UTF-8 (overlong
+forms and encoded surrogates included) fails to decode, and a JSON escape of a
+lone surrogate (``"\\ud800"``) parses into a Python string that cannot be
+encoded, hashed, compared or printed later.  Both are format errors here, at
+the door, rather than a crash wherever the string is next used.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 from bundlekit.errors import FormatError
@@ -50,17 +57,56 @@ def _reject_float(text: str) -> Any:
     raise ValueError(f"non-integer number {text} (bundlekit documents hold integers only)")
 
 
+#: Where a surrogate escape may start; a document without one cannot hold a lone surrogate.
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
 def loads(data: bytes, what: str) -> Any:
     """Parse strict JSON (UTF-8, no duplicate keys, integers only); FormatError naming ``what``."""
     try:
-        return json.loads(
-            data.decode("utf-8"),
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise FormatError(
+            f"{what} is not valid UTF-8 ({exc})",
+            f"the {what} is corrupt or was crafted to crash its readers",
+        ) from exc
+    try:
+        document = json.loads(
+            text,
             object_pairs_hook=_no_duplicates,
             parse_constant=_reject_constant,
             parse_float=_reject_float,
         )
-    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
+    except (ValueError, RecursionError) as exc:
         raise FormatError(
             f"{what} is not valid JSON ({exc})",
             f"the {what} is corrupt or was edited by hand",
         ) from exc
+    # One C-speed scan; the walk runs only when a surrogate escape is present at all.
+    if _SURROGATE_ESCAPE.search(text) and _holds_lone_surrogate(document):
+        raise FormatError(
+            f"{what} is not valid Unicode (it escapes a lone UTF-16 surrogate)",
+            f"the {what} is corrupt or was crafted to crash its readers",
+        )
+    return document
+
+
+def _holds_lone_surrogate(document: Any) -> bool:
+    """Whether any key or string in ``document`` holds a surrogate (iterative: no recursion).
+
+    json joins an escaped surrogate *pair* into one character, so a surrogate
+    left in a parsed string is always a lone one.
+    """
+    stack = [document]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            if _SURROGATE.search(item):
+                return True
+        elif isinstance(item, dict):
+            stack.extend(item)
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return False

@@ -63,6 +63,7 @@ class Envelope:
                 f"signature envelope is {len(data)} bytes, over the limit of "
                 f"{limits.max_envelope_bytes}"
             )
+        _check_structure(data, limits)
         doc = canonical.loads(data, "signature envelope")
         if not isinstance(doc, dict):
             raise _malformed("it is not a JSON object")
@@ -92,11 +93,38 @@ class Envelope:
         return cls(payload_type, payload, tuple(signatures))
 
 
+#: JSON punctuation one envelope needs: "{", "[" and two "," at the top, and per
+#: signature one "{" and two "," (between its fields, and before the next one).
+_TOP_STRUCTURE = 4
+_PER_SIGNATURE = 3
+
+
+def _check_structure(data: bytes, limits: Limits) -> None:
+    """Refuse, before parsing, an envelope with more JSON structure than its signatures need.
+
+    An envelope is one object of three fields whose payload is a single base64
+    string; only its signature list can grow.  Counting braces, brackets and
+    commas costs a byte scan, while parsing megabytes of junk signatures or of
+    deeply nested arrays builds millions of Python objects first.  Separators
+    inside strings count too, so the budget keeps a margin for a few in key ids.
+    """
+    budget = 2 * (_TOP_STRUCTURE + _PER_SIGNATURE * limits.max_signatures)
+    found = data.count(b"{") + data.count(b"[") + data.count(b",")
+    if found > budget:
+        raise LimitExceeded(
+            f"signature envelope holds {found} JSON objects, arrays and separators, more than "
+            f"the {budget} allowed for up to {limits.max_signatures} signatures",
+            "this is not an envelope bundlekit or another DSSE tool wrote; "
+            "it may have been crafted to exhaust the verifier",
+        )
+
+
 def _b64(value: Any, what: str) -> bytes:
+    """Standard padded base64, strictly: one C pass with no copy or regex over the input."""
     if not isinstance(value, str):
         raise _malformed(f"{what} is missing or not a string")
     try:
-        return base64.b64decode(value, validate=True)
+        return binascii.a2b_base64(value, strict_mode=True)
     except (binascii.Error, ValueError) as exc:
         raise _malformed(f"{what} is not standard padded base64 ({exc})") from exc
 

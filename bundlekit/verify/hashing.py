@@ -46,7 +46,11 @@ class ParallelHasher:
         return self._results[name]
 
     def stop(self) -> None:
-        """Hash nothing more; wait for files already being read."""
+        """Hash nothing more: files being read are abandoned at their next chunk.
+
+        A bundle refused at its signature may hold files of any size; waiting
+        for one being hashed would let untrusted bytes cost their full size.
+        """
         with self._lock:
             self._stopped = True
             self._queue.clear()
@@ -59,14 +63,19 @@ class ParallelHasher:
                 if self._stopped or not self._queue:
                     return
                 name = self._queue.pop()
-            self._results[name] = self._hash(name)
+            result = self._hash(name)
+            if result is None:  # abandoned by stop(): a partial digest is no digest
+                return
+            self._results[name] = result
             self._done[name].set()
 
-    def _hash(self, name: str) -> str | OSError:
+    def _hash(self, name: str) -> str | OSError | None:
         digest = hashlib.sha256()
         try:
             with self._opener(name) as stream:
                 while chunk := stream.read(CHUNK):
+                    if self._stopped:
+                        return None
                     digest.update(chunk)
         except OSError as exc:
             return exc

@@ -3,6 +3,11 @@
 A report never raises; the CLI (or a caller using the raising door) decides
 what a failure means.  Each finding has a category that maps to a documented
 exit code.
+
+Findings keep the exact strings a bundle supplied (JSON output shows them
+exactly); their text form, ``str(finding)``, is neutralized for terminals.
+The list is capped at ``Limits.max_findings``: past it failures are counted,
+not stored, and still decide the exit code.
 """
 
 from __future__ import annotations
@@ -13,6 +18,8 @@ from typing import Any
 
 from bundlekit.errors import ExitCode
 from bundlekit.format.manifest import Manifest
+from bundlekit.limits import DEFAULT_LIMITS
+from bundlekit.textsafe import neutralize, neutralize_lines
 
 
 class Category(StrEnum):
@@ -49,8 +56,14 @@ class Finding:
         return doc
 
     def __str__(self) -> str:
-        where = f"{self.path}: " if self.path else ""
-        return f"[{self.category.value}] {where}{self.message}"
+        """One line per line of the message, every untrusted value neutralized.
+
+        The path is one value (an attacker's line break in it is shown escaped);
+        the message keeps the line breaks bundlekit composed it with.
+        """
+        where = f"{neutralize(self.path)}: " if self.path else ""
+        message = neutralize_lines(self.message).replace("\n", "\n    ")
+        return f"[{self.category.value}] {where}{message}"
 
 
 @dataclass(frozen=True)
@@ -73,19 +86,40 @@ class VerificationReport:
     files_checked: int = 0
     bytes_hashed: int = 0
     records_checked: int = 0
+    #: False when no trusted signature vouched for the manifest, so it was not read.
+    manifest_examined: bool = False
+    max_findings: int = DEFAULT_LIMITS.max_findings
+    #: Failures past ``max_findings``: counted, with their categories, but not listed.
+    omitted: int = 0
+    omitted_categories: set[Category] = field(default_factory=set)
 
     @property
     def ok(self) -> bool:
-        return not self.failures
+        return not self.failures and not self.omitted
 
     def fail(self, category: Category, code: str, message: str, path: str | None = None) -> None:
+        if len(self.failures) >= self.max_findings:
+            self.omitted += 1
+            self.omitted_categories.add(category)
+            return
         self.failures.append(Finding(category, code, message, path))
+
+    @property
+    def all_notes(self) -> list[str]:
+        """The notes, plus one saying how many failures were not listed."""
+        if not self.omitted:
+            return list(self.notes)
+        return [
+            *self.notes,
+            f"{self.omitted:,} more problem(s) not shown "
+            f"(a report lists at most {self.max_findings:,})",
+        ]
 
     @property
     def exit_code(self) -> ExitCode:
         if self.ok:
             return ExitCode.OK
-        present = {f.category for f in self.failures}
+        present = {f.category for f in self.failures} | self.omitted_categories
         for category in Category:
             if category in present:
                 return category.exit_code
@@ -105,7 +139,9 @@ class VerificationReport:
                 "records": self.records_checked,
             },
             "failures": [f.to_json() for f in self.failures],
-            "notes": list(self.notes),
+            "failuresNotShown": self.omitted,
+            "manifestExamined": self.manifest_examined,
+            "notes": self.all_notes,
         }
         if self.manifest is not None:
             doc["bundleId"] = self.manifest.bundle_id

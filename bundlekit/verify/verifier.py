@@ -2,8 +2,11 @@
 
 Order matters: the envelope and its signatures are checked first, and the
 file checks use the *signed payload* as the manifest, so nothing in the
-bundle is trusted before its signature is.  Every failure is recorded; the
-report says what passed and what did not.
+bundle is trusted before its signature is.  When the signatures fall short,
+verification stops there: manifest.json is not read and no file is checked,
+so a hostile manifest costs nothing however large it is.  Every failure is
+recorded (up to ``Limits.max_findings``); the report says what passed and
+what did not.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from typing import BinaryIO
 
 from bundlekit.errors import (
     BundlekitError,
+    ExitCode,
     FormatError,
     IntegrityError,
     SignatureError,
@@ -25,6 +29,7 @@ from bundlekit.format import layout
 from bundlekit.format.dsse import Envelope
 from bundlekit.format.manifest import FileEntry, Manifest
 from bundlekit.limits import DEFAULT_LIMITS, Limits
+from bundlekit.textsafe import neutralize
 from bundlekit.verify.hashing import ParallelHasher
 from bundlekit.verify.report import Category, SignerInfo, VerificationReport
 from bundlekit.verify.signatures import check_signatures
@@ -53,14 +58,19 @@ def check_bundle(path: Path, options: VerifyOptions) -> VerificationReport:
     Raises UsageError only for caller mistakes (no such path, no trusted keys,
     threshold below 1).  Files are hashed on background threads while the
     envelope and manifest are checked, but nothing is decoded or trusted until
-    the manifest's signatures are.
+    the manifest's signatures are.  Without enough trusted signatures the
+    manifest is not read at all: its size, structure and file list are the
+    attacker's to choose, and examining them would let untrusted bytes cost
+    as much as trusted ones.
     """
     from bundlekit.errors import UsageError
 
     if options.threshold < 1:
         raise UsageError("--threshold must be at least 1")
     source = DirectorySource(path, options.limits)
-    report = VerificationReport(str(path), options.threshold, options.deep)
+    report = VerificationReport(
+        str(path), options.threshold, options.deep, max_findings=options.limits.max_findings
+    )
     try:
         listing = source.listing()
     except BundlekitError as exc:
@@ -81,7 +91,16 @@ def check_bundle(path: Path, options: VerifyOptions) -> VerificationReport:
                 f"threshold {options.threshold} is more than the {len(trust.keys)} trusted key(s)",
                 "add trusted keys or lower --threshold",
             )
-        manifest = _check_trust(source, trust, options, report)
+        envelope = _trusted_envelope(source, trust, options, report)
+        if envelope is None:
+            report.notes.append(UNTRUSTED_NOTE)
+            if options.deep:
+                report.notes.append(
+                    "deep checks skipped: the manifest is not signed by enough trusted keys"
+                )
+            return report
+        report.manifest_examined = True
+        manifest = _check_manifest(source, envelope, options.limits, report)
         if manifest is not None:
             report.manifest = manifest
             _check_files(source, listing, manifest, hasher, options, report)
@@ -90,21 +109,32 @@ def check_bundle(path: Path, options: VerifyOptions) -> VerificationReport:
     return report
 
 
-def _check_trust(
+UNTRUSTED_NOTE = (
+    "manifest not examined: no trusted signature vouches for it, so neither it nor "
+    "the files it lists were read"
+)
+
+
+def _trusted_envelope(
     source: DirectorySource, trust: TrustStore, options: VerifyOptions, report: VerificationReport
-) -> Manifest | None:
-    limits = options.limits
+) -> Envelope | None:
+    """The envelope if enough trusted keys signed it; otherwise None, with findings saying why."""
+    envelope = _read_envelope(source, options.limits, report)
+    if envelope is None or not _check_envelope(envelope, trust, options.threshold, report):
+        return None
+    return envelope
+
+
+def _read_envelope(
+    source: DirectorySource, limits: Limits, report: VerificationReport
+) -> Envelope | None:
+    """The parsed envelope, or None with findings; its raw bytes are released on return."""
     try:
-        manifest_raw = source.read_manifest()
         envelope_raw = source.read_envelope()
     except BundlekitError as exc:
-        report.fail(Category.FORMAT, "oversized", exc.message)
+        report.fail(Category.FORMAT, "oversized", exc.message, layout.ENVELOPE_NAME)
+        report.fail(Category.SIGNATURE, "unsigned", "no readable signatures", layout.ENVELOPE_NAME)
         return None
-    if manifest_raw is None:
-        report.fail(
-            Category.INTEGRITY, "manifest-missing", "manifest.json is missing", layout.MANIFEST_NAME
-        )
-    envelope = None
     if envelope_raw is None:
         report.fail(
             Category.SIGNATURE,
@@ -112,29 +142,40 @@ def _check_trust(
             "the bundle carries no signature envelope",
             layout.ENVELOPE_NAME,
         )
+        return None
+    try:
+        return Envelope.from_bytes(envelope_raw, limits)
+    except FormatError as exc:
+        report.fail(Category.FORMAT, "envelope-malformed", exc.message, layout.ENVELOPE_NAME)
+        report.fail(Category.SIGNATURE, "unsigned", "no readable signatures", layout.ENVELOPE_NAME)
+        return None
+
+
+def _check_manifest(
+    source: DirectorySource, envelope: Envelope, limits: Limits, report: VerificationReport
+) -> Manifest | None:
+    """Parse the signed payload (the manifest of record); manifest.json must be its copy."""
+    try:
+        manifest_raw = source.read_manifest()
+    except BundlekitError as exc:
+        report.fail(Category.FORMAT, "oversized", exc.message, layout.MANIFEST_NAME)
     else:
-        try:
-            envelope = Envelope.from_bytes(envelope_raw, limits)
-        except FormatError as exc:
-            report.fail(Category.FORMAT, "envelope-malformed", exc.message, layout.ENVELOPE_NAME)
+        if manifest_raw is None:
             report.fail(
-                Category.SIGNATURE, "unsigned", "no readable signatures", layout.ENVELOPE_NAME
+                Category.INTEGRITY,
+                "manifest-missing",
+                "manifest.json is missing",
+                layout.MANIFEST_NAME,
             )
-    if envelope is not None:
-        _check_envelope(envelope, trust, options.threshold, report)
-        if manifest_raw is not None and envelope.payload != manifest_raw:
+        elif manifest_raw != envelope.payload:
             report.fail(
                 Category.INTEGRITY,
                 "manifest-mismatch",
                 "manifest.json differs from the signed payload in the envelope",
                 layout.MANIFEST_NAME,
             )
-    # The signed payload is the manifest of record; manifest.json is its copy.
-    document = envelope.payload if envelope is not None else manifest_raw
-    if document is None:
-        return None
     try:
-        return Manifest.from_bytes(document, limits)
+        return Manifest.from_bytes(envelope.payload, limits)
     except FormatError as exc:
         report.fail(Category.FORMAT, "manifest-invalid", exc.message, layout.MANIFEST_NAME)
         return None
@@ -142,7 +183,8 @@ def _check_trust(
 
 def _check_envelope(
     envelope: Envelope, trust: TrustStore, threshold: int, report: VerificationReport
-) -> None:
+) -> bool:
+    """Record what the signatures say; True if ``threshold`` trusted keys signed."""
     from bundlekit.format.manifest import PAYLOAD_TYPE
 
     if envelope.payload_type != PAYLOAD_TYPE:
@@ -167,6 +209,8 @@ def _check_envelope(
             f"{len(result.accepted)} valid signature(s) by trusted keys; {threshold} required",
             layout.ENVELOPE_NAME,
         )
+        return False
+    return True
 
 
 def _check_files(
@@ -187,11 +231,6 @@ def _check_files(
     for name in hasher.names:
         if name not in expected:
             report.fail(Category.INTEGRITY, "extra", "file is not listed in the manifest", name)
-    trusted = not any(f.category is Category.SIGNATURE for f in report.failures)
-    if options.deep and not trusted:
-        report.notes.append(
-            "deep checks skipped: the manifest is not signed by enough trusted keys"
-        )
     for entry in manifest.files:
         size = listing.files.get(entry.name)
         if size is None:
@@ -217,7 +256,7 @@ def _check_files(
             report.fail(
                 Category.INTEGRITY, "digest", "SHA-256 differs from the manifest", entry.name
             )
-        elif options.deep and trusted and entry.signal is not None:
+        elif options.deep and entry.signal is not None:
             _deep(source, entry, options, report)
 
 
@@ -265,17 +304,23 @@ class _HashingReader:
 
 
 def raise_for_report(report: VerificationReport) -> None:
-    """The raising door: turn a failed report into the matching BundlekitError."""
+    """The raising door: turn a failed report into the matching BundlekitError.
+
+    The message is text for people, so every value from the bundle in it is
+    neutralized (``str(finding)``); the exact values stay on ``error.report``.
+    """
     if report.ok:
         return
     error_class: type[BundlekitError] = {
-        Category.SIGNATURE: SignatureError,
-        Category.INTEGRITY: IntegrityError,
-        Category.FORMAT: FormatError,
-    }[next(c for c in Category if any(f.category is c for f in report.failures))]
-    lines = "\n  ".join(str(f) for f in report.failures)
+        ExitCode.SIGNATURE: SignatureError,
+        ExitCode.INTEGRITY: IntegrityError,
+        ExitCode.FORMAT: FormatError,
+    }[report.exit_code]
+    shown = [str(f) for f in report.failures]
+    shown += [f"note: {neutralize(note)}" for note in report.all_notes]
+    lines = "\n  ".join(shown)
     error = error_class(
-        f"bundle {report.bundle} failed verification:\n  {lines}",
+        f"bundle {neutralize(report.bundle)} failed verification:\n  {lines}",
         "do not trust or replay this bundle; obtain a fresh copy from its producer",
     )
     error.report = report  # type: ignore[attr-defined]
