@@ -154,8 +154,11 @@ def pack(
     from bundlekit.cli import render
     from bundlekit.format.manifest import Custody
     from bundlekit.otlp.signals import Signal
-    from bundlekit.pack import PackInput, PackOptions, pack_bundle
+    from bundlekit.pack import PackInput, PackOptions, check_custody, pack_bundle
+    from bundlekit.textsafe import neutralize
 
+    custody = Custody(operator, case_id, reason)
+    check_custody(custody)  # at the door: before keys are loaded or a passphrase is asked
     specs = [PackInput(p) for p in inputs or []]
     for signal, paths in ((Signal.TRACES, traces), (Signal.METRICS, metrics), (Signal.LOGS, logs)):
         specs.extend(PackInput(p, signal) for p in paths or [])
@@ -165,13 +168,19 @@ def pack(
         dashboards=dashboards,
         attachments=tuple(attach or ()),
         profile=profile.value,
-        custody=Custody(operator, case_id, reason),
+        custody=custody,
         retention=retention,
         compression_level=level,
         segment_target=segment_mib * 1024 * 1024,
     )
     with render.progress("packing", enabled=not as_json) as advance:
         result = pack_bundle(specs, out, options, signers, progress=advance)  # type: ignore[arg-type]
+    for stale in result.removed_staging:
+        # stderr, so --json output stays one document
+        render.say(
+            f"removed {neutralize(str(stale))}: staging left by a pack that was killed",
+            stderr=True,
+        )
     render.packed(result, as_json)
 
 
