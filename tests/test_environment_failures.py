@@ -1,0 +1,401 @@
+"""Environment failures are clear errors with exit code 7 (IO), and leave nothing behind.
+
+Every failure here is real: a tiny tmpfs that fills up (ENOSPC), the same
+remounted read-only (EROFS), the CLI run as an unprivileged user against
+root-owned paths (EACCES), and files that change or vanish while a pack reads
+them.  Mounting needs root; without it the tests skip locally and fail in CI.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+
+from bundlekit.errors import ExitCode, IOFailure
+from bundlekit.keys import KeyType, generate_key
+from bundlekit.otlp.signals import Signal
+from bundlekit.pack import PackInput, pack_bundle
+from tests import otlpgen
+from tests.conftest import ROOT, SAMPLE_OTLP
+
+RunCli = Callable[..., tuple[int, str, str]]
+IO = int(ExitCode.IO)
+NOBODY = 65534
+
+
+@contextmanager
+def tmpfs(size: str = "256k") -> Iterator[Path]:
+    """A freshly mounted tmpfs of ``size``; always unmounted and removed afterwards."""
+    where = Path(tempfile.mkdtemp(prefix="bk-tmpfs-"))
+    try:
+        done = subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", f"size={size},mode=0755", "tmpfs", str(where)],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+    except FileNotFoundError:
+        done = None
+    if done is None or done.returncode != 0:
+        where.rmdir()
+        why = done.stderr.strip() if done else "no mount command"
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"mount -t tmpfs is not permitted in CI: {why}")
+        pytest.skip(f"mount -t tmpfs is not permitted here: {why}")
+    try:
+        yield where
+    finally:
+        subprocess.run(["umount", str(where)], check=False)
+        shutil.rmtree(where, ignore_errors=True)
+
+
+def remount_ro(where: Path) -> None:
+    subprocess.run(["mount", "-o", "remount,ro", str(where)], check=True)
+
+
+def fill(where: Path) -> None:
+    """Write to ``where`` until the filesystem refuses with ENOSPC."""
+    chunk = os.urandom(64 * 1024)
+    with open(where / "filler", "wb", buffering=0) as handle:
+        while True:
+            try:
+                handle.write(chunk)
+            except OSError as exc:
+                assert exc.errno == errno.ENOSPC
+                break
+    probe = where / "probe"
+    with pytest.raises(OSError), open(probe, "wb") as handle:  # really full now
+        handle.write(b"x" * 4096)
+        handle.flush()
+    probe.unlink(missing_ok=True)
+
+
+def world_dir() -> Path:
+    """A root-owned directory anyone may read (pytest's tmp_path is root-only)."""
+    where = Path(tempfile.mkdtemp(prefix="bk-world-"))
+    where.chmod(0o755)
+    return where
+
+
+def _interpreter_for(user: int) -> tuple[str, str] | None:
+    """A Python that ``user`` may run, with a PYTHONPATH that finds bundlekit and its deps.
+
+    The venv's interpreter may live under a root-only home (pyenv in /root);
+    then the system interpreter of the same minor version runs the same code,
+    given the venv's site-packages on PYTHONPATH.
+    """
+    import site
+
+    path = os.pathsep.join([str(ROOT), *site.getsitepackages()])
+    minor = f"python{sys.version_info.major}.{sys.version_info.minor}"
+    for python in (sys.executable, f"/usr/bin/{minor}", f"/usr/local/bin/{minor}"):
+        try:
+            probe = subprocess.run(
+                [python, "-c", "import bundlekit.cli.app, cryptography, yaml, zstandard"],
+                env={"PYTHONPATH": path, "PYTHONDONTWRITEBYTECODE": "1", "HOME": "/tmp"},
+                user=user,
+                group=user,
+                extra_groups=[],
+                capture_output=True,
+                timeout=60,
+                check=False,
+            )
+        except OSError:
+            continue
+        if probe.returncode == 0:
+            return python, path
+    return None
+
+
+def cli_as(user: int, *args: str | os.PathLike[str]) -> subprocess.CompletedProcess[str]:
+    """Run the real CLI in a subprocess as an unprivileged ``user`` (root ignores mode bits)."""
+    found = _interpreter_for(user)
+    if found is None:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"no Python interpreter that uid {user} may run")
+        pytest.skip(f"no Python interpreter that uid {user} may run")
+    python, path = found
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "PYTHONPATH": path,
+        "PYTHONDONTWRITEBYTECODE": "1",
+        "HOME": "/tmp",
+        "LANG": "C.UTF-8",
+    }
+    return subprocess.run(
+        [python, "-m", "bundlekit", *map(str, args)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+        check=False,
+        user=user,
+        group=user,
+        extra_groups=[],
+    )
+
+
+def assert_io_error(code: int, err: str, *words: str) -> None:
+    assert code == IO, err
+    assert err.startswith("error: cannot ") or "error: " in err, err
+    assert "internal error" not in err
+    assert "hint: " in err
+    for word in words:
+        assert word in err, err
+
+
+def leftovers(where: Path, keep: tuple[str, ...] = ()) -> list[str]:
+    return sorted(name for name in os.listdir(where) if name not in keep)
+
+
+# --- disk full ------------------------------------------------------------------------
+
+
+def test_pack_onto_a_full_disk_is_an_io_error_not_internal(tmp_path: Path, run_cli: RunCli) -> None:
+    big = tmp_path / "evidence.bin"
+    big.write_bytes(os.urandom(1024 * 1024))  # incompressible, 4x the filesystem
+    with tmpfs("256k") as disk:
+        out = disk / "bundle"
+        code, _, err = run_cli("pack", SAMPLE_OTLP[0], "--attach", big, "--out", out)
+        assert_io_error(code, err, "ENOSPC", "No space left on device", str(disk), "full")
+        assert leftovers(disk) == []  # no bundle, no staging, no lock
+
+
+def test_keygen_onto_a_full_disk_writes_no_key(run_cli: RunCli) -> None:
+    with tmpfs("128k") as disk:
+        fill(disk)
+        code, _, err = run_cli("keygen", "--out", disk / "site", "--no-passphrase")
+        assert_io_error(code, err, "ENOSPC", "site.key", "full")
+        assert leftovers(disk, keep=("filler",)) == []
+
+
+def test_sign_onto_a_full_disk_leaves_the_bundle_unsigned(tmp_path: Path, run_cli: RunCli) -> None:
+    key = generate_key(tmp_path / "k", KeyType.ED25519)
+    with tmpfs("2m") as disk:
+        bundle = disk / "b"
+        code, _, err = run_cli("pack", SAMPLE_OTLP[0], "--out", bundle)
+        assert code == 0, err
+        before = sorted(p.relative_to(bundle) for p in bundle.rglob("*"))
+        fill(disk)
+        code, _, err = run_cli("sign", bundle, "--key", key.private_path)
+        assert_io_error(code, err, "ENOSPC", "manifest.dsse.json")
+        assert not (bundle / "signatures" / "manifest.dsse.json").exists()
+        after = sorted(p.relative_to(bundle) for p in bundle.rglob("*"))
+        assert [p for p in after if p not in before] in ([], [Path("signatures")])
+
+
+# --- read-only filesystem -------------------------------------------------------------
+
+
+def test_pack_onto_a_read_only_filesystem(run_cli: RunCli) -> None:
+    with tmpfs("1m") as disk:
+        remount_ro(disk)
+        code, _, err = run_cli("pack", SAMPLE_OTLP[0], "--out", disk / "bundle")
+        assert_io_error(code, err, "EROFS", "Read-only file system", "read-only")
+        assert leftovers(disk) == []
+
+
+def test_keygen_onto_a_read_only_filesystem(run_cli: RunCli) -> None:
+    with tmpfs("1m") as disk:
+        remount_ro(disk)
+        code, _, err = run_cli("keygen", "--out", disk / "site", "--no-passphrase")
+        assert_io_error(code, err, "EROFS", "site.key", "read-only")
+        assert leftovers(disk) == []
+
+
+def test_sign_on_a_read_only_filesystem(tmp_path: Path, run_cli: RunCli) -> None:
+    key = generate_key(tmp_path / "k", KeyType.ED25519)
+    with tmpfs("2m") as disk:
+        bundle = disk / "b"
+        assert run_cli("pack", SAMPLE_OTLP[0], "--out", bundle)[0] == 0
+        remount_ro(disk)
+        code, _, err = run_cli("sign", bundle, "--key", key.private_path)
+        assert_io_error(code, err, "EROFS", "read-only")
+        assert not (bundle / "signatures").exists()
+
+
+# --- permission denied (as an unprivileged user; root ignores mode bits) --------------
+
+
+def test_pack_into_a_directory_the_user_may_not_write() -> None:
+    where = world_dir()
+    try:
+        shutil.copy(SAMPLE_OTLP[0], where / "in.binpb")
+        (where / "in.binpb").chmod(0o644)
+        done = cli_as(NOBODY, "pack", where / "in.binpb", "--out", where / "bundle")
+        assert_io_error(done.returncode, done.stderr, "EACCES", "Permission denied", "permission")
+        assert str(where) in done.stderr
+        assert leftovers(where) == ["in.binpb"]
+    finally:
+        shutil.rmtree(where)
+
+
+def test_keygen_into_a_directory_the_user_may_not_write() -> None:
+    where = world_dir()
+    try:
+        done = cli_as(NOBODY, "keygen", "--out", where / "site", "--no-passphrase")
+        assert_io_error(done.returncode, done.stderr, "EACCES", "site.key")
+        assert leftovers(where) == []
+    finally:
+        shutil.rmtree(where)
+
+
+def test_input_the_user_may_not_read_is_an_io_error() -> None:
+    where = world_dir()
+    try:
+        out = where / "out"
+        out.mkdir(mode=0o777)
+        out.chmod(0o777)
+        shutil.copy(SAMPLE_OTLP[0], where / "secret.binpb")
+        (where / "secret.binpb").chmod(0o600)
+        done = cli_as(NOBODY, "pack", where / "secret.binpb", "--out", out / "bundle")
+        assert_io_error(done.returncode, done.stderr, "EACCES", "secret.binpb")
+        assert leftovers(out) == []
+    finally:
+        shutil.rmtree(where)
+
+
+# --- files that change or vanish while read -------------------------------------------
+
+
+def _inputs(folder: Path) -> tuple[Path, Path]:
+    traces = folder / "traces.binpb"
+    traces.write_bytes(otlpgen.stream(*[otlpgen.traces(200) for _ in range(40)]))
+    logs = folder / "logs.binpb"
+    logs.write_bytes(otlpgen.stream(otlpgen.logs(50)))
+    return traces, logs
+
+
+def test_input_growing_while_packed_is_refused(tmp_path: Path) -> None:
+    traces, logs = _inputs(tmp_path)
+    out = tmp_path / "out"
+    grown: list[int] = []
+
+    def writer_appends(done: int, total: int) -> None:
+        if not grown:  # another program appends to the file pack is reading
+            with open(traces, "ab") as handle:
+                handle.write(otlpgen.stream(otlpgen.traces(5)))
+            grown.append(done)
+
+    with pytest.raises(IOFailure, match="traces.binpb changed while bundlekit was reading it") as e:
+        pack_bundle([traces, logs], out, progress=writer_appends)
+    assert e.value.exit_code == ExitCode.IO
+    assert grown
+    assert leftovers(tmp_path) == ["logs.binpb", "traces.binpb"]
+
+
+def test_input_rewritten_concurrently_is_refused(tmp_path: Path) -> None:
+    """A real concurrent writer (a thread appending all the time), no hooks into pack."""
+    traces, logs = _inputs(tmp_path)
+    out = tmp_path / "out"
+    stop = threading.Event()
+    record = otlpgen.stream(otlpgen.traces(1))
+
+    def keep_appending() -> None:
+        with open(traces, "ab", buffering=0) as handle:
+            while not stop.is_set():
+                handle.write(record)
+                stop.wait(0.0005)
+
+    size = traces.stat().st_size
+    thread = threading.Thread(target=keep_appending)
+    thread.start()
+    try:
+        while traces.stat().st_size == size:
+            pass
+        with pytest.raises(IOFailure, match="changed while bundlekit was reading it"):
+            pack_bundle([traces, logs], out)
+    finally:
+        stop.set()
+        thread.join()
+    assert leftovers(tmp_path) == ["logs.binpb", "traces.binpb"]
+
+
+def test_input_vanishing_between_reads_is_an_io_error(tmp_path: Path) -> None:
+    traces, logs = _inputs(tmp_path)
+    out = tmp_path / "out"
+
+    def delete_logs(done: int, total: int) -> None:  # traces are packed before logs
+        logs.unlink(missing_ok=True)
+
+    with pytest.raises(IOFailure, match="logs.binpb vanished while bundlekit was using it"):
+        pack_bundle([traces, PackInput(logs, Signal.LOGS)], out, progress=delete_logs)
+    assert leftovers(tmp_path) == ["traces.binpb"]
+
+
+def test_input_replaced_between_reads_is_refused(tmp_path: Path) -> None:
+    traces, logs = _inputs(tmp_path)
+    out = tmp_path / "out"
+    other = tmp_path / "other.binpb"
+    other.write_bytes(logs.read_bytes())  # same size and content, but another file
+
+    def swap(done: int, total: int) -> None:
+        if other.exists():
+            os.replace(other, logs)
+
+    with pytest.raises(IOFailure, match="logs.binpb changed"):
+        pack_bundle([traces, logs], out, progress=swap)
+    assert not out.exists()
+
+
+def test_attachment_changing_while_copied_is_refused(tmp_path: Path) -> None:
+    from bundlekit.pack import PackOptions
+
+    traces, _ = _inputs(tmp_path)
+    attachment = tmp_path / "capture.pcap"
+    attachment.write_bytes(os.urandom(3 * 1024 * 1024))
+    stop = threading.Event()
+
+    def keep_appending() -> None:
+        with open(attachment, "ab", buffering=0) as handle:
+            while not stop.is_set():
+                handle.write(b"more")
+                stop.wait(0.0005)
+
+    thread = threading.Thread(target=keep_appending)
+    thread.start()
+    try:
+        with pytest.raises(IOFailure, match="attachment .*capture.pcap changed"):
+            pack_bundle([traces], tmp_path / "out", PackOptions(attachments=(attachment,)))
+    finally:
+        stop.set()
+        thread.join()
+    assert not (tmp_path / "out").exists()
+
+
+# --- the CLI's safety net -------------------------------------------------------------
+
+
+def test_stray_oserror_is_an_io_error_not_an_internal_error(
+    tmp_path: Path, run_cli: RunCli, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Any OSError that escapes the library still becomes exit 7 with errno and path."""
+    import bundlekit.inspect
+
+    def broken_disk(*args: object, **kwargs: object) -> object:
+        raise OSError(errno.EIO, "Input/output error", str(tmp_path / "b" / "manifest.json"))
+
+    monkeypatch.setattr(bundlekit.inspect, "inspect_bundle", broken_disk)
+    code, _, err = run_cli("inspect", tmp_path / "b")
+    assert_io_error(code, err, "EIO", "Input/output error", "manifest.json", "disk")
+
+
+def test_io_failure_names_errno_path_and_hint() -> None:
+    exc = IOFailure.from_oserror(
+        OSError(errno.ENOSPC, "No space left on device", "/x/y"), "write bundle", "/x"
+    )
+    assert exc.message == "cannot write bundle /x/y: ENOSPC (No space left on device)"
+    assert exc.hint is not None and "full" in exc.hint
+    assert exc.errno == errno.ENOSPC
+    bare = IOFailure.from_oserror(OSError(errno.EROFS, "Read-only file system"), "write", "/x")
+    assert bare.message == "cannot write /x: EROFS (Read-only file system)"
