@@ -399,3 +399,172 @@ def test_io_failure_names_errno_path_and_hint() -> None:
     assert exc.errno == errno.ENOSPC
     bare = IOFailure.from_oserror(OSError(errno.EROFS, "Read-only file system"), "write", "/x")
     assert bare.message == "cannot write /x: EROFS (Read-only file system)"
+
+
+# --- staging left by killed packs -----------------------------------------------------
+
+
+def _slow_input(folder: Path) -> Path:
+    """~16 MB of traces: at zstd level 19 a pack of it takes seconds, so it can be caught mid-write."""
+    path = folder / "big.binpb"
+    one = otlpgen.traces(2000)
+    path.write_bytes(otlpgen.stream(*[one] * 60))
+    return path
+
+
+def _start_slow_pack(source: Path, out: Path) -> subprocess.Popen[bytes]:
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "bundlekit",
+            "pack",
+            str(source),
+            "--out",
+            str(out),
+            "--level",
+            "19",
+            "--segment-mib",
+            "1",
+            "--json",
+        ],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+
+def _staging_of(out: Path) -> list[Path]:
+    return sorted(
+        p for p in out.parent.iterdir() if p.name.startswith(f".{out.name}.partial-") and p.is_dir()
+    )
+
+
+def _wait_mid_write(process: subprocess.Popen[bytes], out: Path) -> Path:
+    """Wait until the pack has written a first segment into its staging directory."""
+    import time
+
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        assert process.poll() is None, "the pack finished before it could be caught mid-write"
+        staging = _staging_of(out)
+        if staging and any((staging[0] / "otlp").rglob("*.zst")):
+            return staging[0]
+        time.sleep(0.02)
+    raise AssertionError("the pack never started writing")
+
+
+@pytest.mark.slow
+def test_staging_of_a_killed_pack_is_removed_by_the_next_pack(
+    tmp_path: Path, run_cli: RunCli
+) -> None:
+    import signal
+
+    source = _slow_input(tmp_path)
+    bundles = tmp_path / "bundles"
+    bundles.mkdir()
+    victim = _start_slow_pack(source, bundles / "first")
+    try:
+        staging = _wait_mid_write(victim, bundles / "first")
+        victim.send_signal(signal.SIGKILL)
+        victim.wait(timeout=30)
+    finally:
+        if victim.poll() is None:
+            victim.kill()
+            victim.wait()
+    assert staging.is_dir()  # the litter this guards against
+    assert not (bundles / "first").exists()
+
+    code, _, err = run_cli("pack", SAMPLE_OTLP[0], "--out", bundles / "second")
+    assert code == 0, err
+    assert f"removed {staging}: staging left by a pack that was killed" in err
+    assert not staging.exists()
+    assert sorted(os.listdir(bundles)) == ["second"]  # its lock file is gone too
+
+
+@pytest.mark.slow
+def test_staging_of_a_running_pack_is_left_alone(tmp_path: Path, run_cli: RunCli) -> None:
+    source = _slow_input(tmp_path)
+    bundles = tmp_path / "bundles"
+    bundles.mkdir()
+    running = _start_slow_pack(source, bundles / "first")
+    try:
+        staging = _wait_mid_write(running, bundles / "first")
+        code, _, err = run_cli("pack", SAMPLE_OTLP[0], "--out", bundles / "second")
+        assert code == 0, err
+        assert "removed" not in err
+        assert staging.is_dir()  # the live pack's work is untouched...
+        assert running.wait(timeout=300) == 0  # ...and it completes
+    finally:
+        if running.poll() is None:
+            running.kill()
+            running.wait()
+    assert sorted(os.listdir(bundles)) == ["first", "second"]
+
+
+def test_only_staging_whose_lock_is_free_is_removed(tmp_path: Path) -> None:
+    """A held lock means alive, a free lock means dead, no lock means not provably ours."""
+    import fcntl
+
+    from bundlekit.fsutil import clean_stale_staging
+
+    def staging(name: str, lock: bool) -> Path:
+        path = tmp_path / f".{name}.partial-0123abcd"
+        (path / "otlp").mkdir(parents=True)
+        (path / "otlp" / "seg.zst").write_bytes(b"x" * 1000)
+        if lock:
+            path.with_name(path.name + ".lock").touch()
+        return path
+
+    dead = staging("dead", lock=True)
+    alive = staging("alive", lock=True)
+    unknown = staging("unknown", lock=False)
+    (tmp_path / ".orphan.partial-89abcdef.lock").touch()  # killed before its staging was made
+    (tmp_path / ".look.alike.lock").touch()  # not a staging lock: never touched
+    holder = os.open(alive.with_name(alive.name + ".lock"), os.O_RDWR)
+    fcntl.flock(holder, fcntl.LOCK_EX)  # as a live pack holds it
+    try:
+        removed = clean_stale_staging(tmp_path)
+    finally:
+        os.close(holder)
+    assert removed == [dead]
+    assert not dead.exists() and not dead.with_name(dead.name + ".lock").exists()
+    assert alive.is_dir() and alive.with_name(alive.name + ".lock").exists()
+    assert unknown.is_dir()
+    assert not (tmp_path / ".orphan.partial-89abcdef.lock").exists()
+    assert (tmp_path / ".look.alike.lock").exists()
+    # once its holder is gone, the formerly live one is stale too
+    assert clean_stale_staging(tmp_path) == [alive]
+
+
+def test_pack_holds_its_staging_lock_while_writing(tmp_path: Path) -> None:
+    """The liveness lock is really held during the pack (else a live pack could be wiped)."""
+    import fcntl
+
+    from bundlekit.fsutil import clean_stale_staging
+
+    (tmp_path / "in").mkdir()
+    traces, logs = _inputs(tmp_path / "in")
+    out = tmp_path / "out"
+    seen: list[tuple[list[Path], bool]] = []
+
+    def during(done: int, total: int) -> None:
+        if seen:
+            return
+        locks = list(tmp_path.glob(".out.partial-*.lock"))
+        fd = os.open(locks[0], os.O_RDWR)
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                free = True
+            except BlockingIOError:
+                free = False
+        finally:
+            os.close(fd)
+        seen.append((clean_stale_staging(tmp_path), free))
+
+    result = pack_bundle([traces, logs], out, progress=during)
+    assert seen == [([], False)]
+    assert result.removed_staging == ()
+    assert sorted(os.listdir(tmp_path)) == ["in", "out"]
