@@ -287,7 +287,9 @@ def test_input_growing_while_packed_is_refused(tmp_path: Path) -> None:
                 handle.write(otlpgen.stream(otlpgen.traces(5)))
             grown.append(done)
 
-    with pytest.raises(IOFailure, match="traces.binpb changed while bundlekit was reading it") as e:
+    with pytest.raises(
+        IOFailure, match=r"traces\.binpb changed while bundlekit was reading it"
+    ) as e:
         pack_bundle([traces, logs], out, progress=writer_appends)
     assert e.value.exit_code == ExitCode.IO
     assert grown
@@ -328,7 +330,7 @@ def test_input_vanishing_between_reads_is_an_io_error(tmp_path: Path) -> None:
     def delete_logs(done: int, total: int) -> None:  # traces are packed before logs
         logs.unlink(missing_ok=True)
 
-    with pytest.raises(IOFailure, match="logs.binpb vanished while bundlekit was using it"):
+    with pytest.raises(IOFailure, match=r"logs\.binpb vanished while bundlekit was using it"):
         pack_bundle([traces, PackInput(logs, Signal.LOGS)], out, progress=delete_logs)
     assert leftovers(tmp_path) == ["traces.binpb"]
 
@@ -343,7 +345,7 @@ def test_input_replaced_between_reads_is_refused(tmp_path: Path) -> None:
         if other.exists():
             os.replace(other, logs)
 
-    with pytest.raises(IOFailure, match="logs.binpb changed"):
+    with pytest.raises(IOFailure, match=r"logs\.binpb changed"):
         pack_bundle([traces, logs], out, progress=swap)
     assert not out.exists()
 
@@ -365,7 +367,7 @@ def test_attachment_changing_while_copied_is_refused(tmp_path: Path) -> None:
     thread = threading.Thread(target=keep_appending)
     thread.start()
     try:
-        with pytest.raises(IOFailure, match="attachment .*capture.pcap changed"):
+        with pytest.raises(IOFailure, match=r"attachment .*capture\.pcap changed"):
             pack_bundle([traces], tmp_path / "out", PackOptions(attachments=(attachment,)))
     finally:
         stop.set()
@@ -405,7 +407,7 @@ def test_io_failure_names_errno_path_and_hint() -> None:
 
 
 def _slow_input(folder: Path) -> Path:
-    """~16 MB of traces: at zstd level 19 a pack of it takes seconds, so it can be caught mid-write."""
+    """~16 MB of traces: at zstd level 19 a pack of it takes seconds, long enough to catch."""
     path = folder / "big.binpb"
     one = otlpgen.traces(2000)
     path.write_bytes(otlpgen.stream(*[one] * 60))
