@@ -35,6 +35,7 @@ from bundlekit.format.writer import DEFAULT_SEGMENT_TARGET, SegmentWriter
 from bundlekit.fsutil import (
     FileStamp,
     changed_while_read,
+    check_same_file,
     check_unchanged,
     clean_stale_staging,
     open_regular,
@@ -157,7 +158,7 @@ def _write_bundle(
     resolved: list[tuple[Path, Signal, FileStamp | None]],
     config: bytes | None,
     dashboards: list[Dashboard],
-    attachments: list[tuple[str, Path]],
+    attachments: list[tuple[str, Path, FileStamp]],
     options: PackOptions,
     signers: Sequence[Signer],
     progress: ProgressCallback | None,
@@ -185,8 +186,8 @@ def _write_bundle(
             entries.append(_write_small(staging, layout.CONFIG_NAME, config, Role.COLLECTOR_CONFIG))
         for dashboard in dashboards:
             entries.append(_write_dashboard(staging, dashboard))
-        for name, source in attachments:
-            entries.append(_copy_attachment(staging, name, source))
+        for name, source, stamp in attachments:
+            entries.append(_copy_attachment(staging, name, source, stamp))
         manifest = build_manifest(
             entries,
             bundle_id=bundle_id,
@@ -329,10 +330,15 @@ def _write_dashboard(root: Path, dashboard: Dashboard) -> FileEntry:
     return _write_small(root, name, dashboard.data, Role.DASHBOARD, dashboard.title)
 
 
-def _attachment_names(paths: Sequence[Path]) -> list[tuple[str, Path]]:
-    names: dict[str, Path] = {}
+def _attachment_names(paths: Sequence[Path]) -> list[tuple[str, Path, FileStamp]]:
+    """Bundle names for the attachments, each checked and stamped before any work starts.
+
+    The stamp is compared when the attachment is copied, at the end of the
+    pack: evidence replaced or modified meanwhile is refused, not packed.
+    """
+    names: dict[str, tuple[Path, FileStamp]] = {}
     for path in paths:
-        handle, _ = open_regular(path, "attachment")  # refuses FIFOs, devices, sockets at once
+        handle, stamp = open_regular(path, "attachment")  # refuses FIFOs, devices, sockets at once
         handle.close()
         name = f"{layout.ATTACHMENTS_DIR}/{path.name}"
         try:
@@ -344,16 +350,20 @@ def _attachment_names(paths: Sequence[Path]) -> list[tuple[str, Path]]:
                 f"two attachments are both called {path.name!r}",
                 "rename one of them; attachments are stored by file name",
             )
-        names[name] = path
-    return list(names.items())
+        names[name] = (path, stamp)
+    return [(name, path, stamp) for name, (path, stamp) in names.items()]
 
 
-def _copy_attachment(root: Path, name: str, source: Path) -> FileEntry:
+def _copy_attachment(root: Path, name: str, source: Path, expect: FileStamp) -> FileEntry:
     digest = hashlib.sha256()
     target = root / name
     target.parent.mkdir(parents=True, exist_ok=True)
     size = 0
+    check_same_file(source, expect, "attachment")
     src, stamp = open_regular(source, "attachment")
+    if stamp != expect:
+        src.close()
+        raise changed_while_read(source, "attachment")
     with src, open(target, "xb") as dst:
         while True:
             try:

@@ -350,29 +350,38 @@ def test_input_replaced_between_reads_is_refused(tmp_path: Path) -> None:
     assert not out.exists()
 
 
-def test_attachment_changing_while_copied_is_refused(tmp_path: Path) -> None:
+@pytest.mark.parametrize("change", ["append", "replace", "delete"])
+def test_attachment_changed_during_the_pack_is_refused(tmp_path: Path, change: str) -> None:
+    """Attachments are checked when pack starts and copied at its end: in between, another
+    program modifies, replaces or deletes one (from the progress callback, so it happens
+    exactly mid-pack)."""
     from bundlekit.pack import PackOptions
 
     traces, _ = _inputs(tmp_path)
     attachment = tmp_path / "capture.pcap"
-    attachment.write_bytes(os.urandom(3 * 1024 * 1024))
-    stop = threading.Event()
+    attachment.write_bytes(os.urandom(64 * 1024))
+    done: list[bool] = []
 
-    def keep_appending() -> None:
-        with open(attachment, "ab", buffering=0) as handle:
-            while not stop.is_set():
-                handle.write(b"more")
-                stop.wait(0.0005)
+    def meddle(_done: int, _total: int) -> None:
+        if done:
+            return
+        done.append(True)
+        if change == "append":
+            with open(attachment, "ab") as handle:
+                handle.write(b"tampered")
+        elif change == "replace":
+            (tmp_path / "other").write_bytes(attachment.read_bytes())
+            os.replace(tmp_path / "other", attachment)
+        else:
+            attachment.unlink()
 
-    thread = threading.Thread(target=keep_appending)
-    thread.start()
-    try:
-        with pytest.raises(IOFailure, match=r"attachment .*capture\.pcap changed"):
-            pack_bundle([traces], tmp_path / "out", PackOptions(attachments=(attachment,)))
-    finally:
-        stop.set()
-        thread.join()
+    words = "vanished" if change == "delete" else "changed while bundlekit was reading it"
+    with pytest.raises(IOFailure, match=rf"attachment .*capture\.pcap {words}"):
+        pack_bundle(
+            [traces], tmp_path / "out", PackOptions(attachments=(attachment,)), progress=meddle
+        )
     assert not (tmp_path / "out").exists()
+    assert not list(tmp_path.glob(".out*"))
 
 
 # --- the CLI's safety net -------------------------------------------------------------
