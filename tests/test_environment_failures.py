@@ -579,3 +579,17 @@ def test_pack_holds_its_staging_lock_while_writing(tmp_path: Path) -> None:
     assert seen == [([], False)]
     assert result.removed_staging == ()
     assert sorted(os.listdir(tmp_path)) == ["in", "out"]
+
+
+def test_input_truncated_while_packed_is_reported_as_changed_not_corrupt(tmp_path: Path) -> None:
+    traces, logs = _inputs(tmp_path)
+    cut: list[int] = []
+
+    def truncate(done: int, total: int) -> None:
+        if not cut:
+            cut.append(done)
+            os.truncate(traces, done + 10)  # mid-record, just past what was read
+
+    with pytest.raises(IOFailure, match=r"traces\.binpb changed while bundlekit was reading it"):
+        pack_bundle([traces, logs], tmp_path / "out", progress=truncate)
+    assert not (tmp_path / "out").exists()

@@ -54,8 +54,14 @@ def iter_input_requests(
         handle.close()
         raise changed_while_read(path, "input file")
     try:
-        with _reading(path):
-            yield from _requests(handle, path, stamp.size)
+        try:
+            with _reading(path):
+                yield from _requests(handle, path, stamp.size)
+        except InputError:
+            # A file cut short or garbled because it is being rewritten is the
+            # environment's doing: say so rather than blame the content.
+            check_unchanged(handle, stamp, path, "input file")
+            raise
         check_unchanged(handle, stamp, path, "input file")
     finally:
         handle.close()
