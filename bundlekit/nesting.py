@@ -10,14 +10,17 @@ that names the file.
 from __future__ import annotations
 
 import re
+from array import array
+from itertools import accumulate
 from pathlib import Path
 
 from bundlekit.errors import InputError
 
 #: A JSON string literal (with escapes); brackets inside strings do not nest.
-_JSON_STRING = re.compile(rb'"(?:[^"\\]|\\.)*"', re.DOTALL)
+_JSON_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)  # unrolled: 2x faster
 _BRACKETS = b"[]{}"
 _NOT_BRACKETS = bytes(b for b in range(256) if b not in _BRACKETS)
+_STEPS = bytes.maketrans(b"[]{}", b"\x01\xff\x01\xff")
 
 
 def _too_deep(path: Path, what: str, limit: int) -> InputError:
@@ -35,21 +38,18 @@ def check_json_depth(data: bytes, limit: int, path: Path, what: str) -> None:
     for the JSON parser to report.
     """
     brackets = _JSON_STRING.sub(b"", data).translate(None, _NOT_BRACKETS)
-    depth = 0
-    for byte in brackets:
-        if byte in (0x5B, 0x7B):  # [ {
-            depth += 1
-            if depth > limit:
-                raise _too_deep(path, what, limit)
-        else:
-            depth -= 1
+    # +1 for an opening bracket, -1 for a closing one, as signed bytes; the
+    # running sum is the depth, its maximum the document's depth (all in C).
+    steps = array("b", brackets.translate(_STEPS))
+    if max(accumulate(steps), default=0) > limit:
+        raise _too_deep(path, what, limit)
 
 
 def check_yaml_depth(data: bytes, limit: int, path: Path, what: str) -> None:
     """Refuse YAML nested more than ``limit`` collections deep, aliases included.
 
-    PyYAML's event parser is iterative (a state machine with an explicit
-    stack); only its composer and constructor recurse.  So the events are
+    The event parsers (PyYAML's and LibYAML's) are iterative (a state machine
+    with an explicit stack); only the composer and constructor recurse.  So the events are
     walked here with a stack of subtree heights; an alias counts as deep as
     the anchored collection it stands for, so ``[*a]`` chains cannot hide
     depth from the check.  Syntax errors are left for the loader to report.
@@ -65,7 +65,8 @@ def check_yaml_depth(data: bytes, limit: int, path: Path, what: str) -> None:
             stack[-1] = (anchor, max(tallest, height))
 
     try:
-        for event in yaml.parse(data, Loader=yaml.SafeLoader):
+        loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # LibYAML when present: ~10x faster
+        for event in yaml.parse(data, Loader=loader):
             if isinstance(event, yaml.CollectionStartEvent):
                 stack.append((event.anchor, 0))
                 if len(stack) > limit:
