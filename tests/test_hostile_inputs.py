@@ -331,3 +331,12 @@ def test_reason_may_span_lines_and_hold_tabs(tmp_path: Path, run_cli: RunCli) ->
     assert code == 0, err
     manifest = json.loads((tmp_path / "b" / "manifest.json").read_bytes())
     assert manifest["predicate"]["custody"]["reason"] == reason
+
+
+@pytest.mark.parametrize("value", ["", "   "])
+def test_blank_custody_value_is_refused_not_silently_dropped(
+    tmp_path: Path, run_cli: RunCli, value: str
+) -> None:
+    code, _, err = run_cli("pack", SAMPLE_OTLP[0], "--operator", value, "--out", tmp_path / "b")
+    assert code == 2, err
+    assert "--operator is empty" in err
