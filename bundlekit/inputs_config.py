@@ -12,8 +12,10 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from bundlekit.errors import InputError
+from bundlekit.errors import InputError, translate_os_errors
+from bundlekit.fsutil import read_regular
 from bundlekit.limits import Limits
+from bundlekit.nesting import check_json_depth, check_yaml_depth
 
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,200}\.json$")
 
@@ -26,11 +28,7 @@ class Dashboard:
 
 
 def _read_bounded(path: Path, limits: Limits, what: str) -> bytes:
-    if not path.is_file():
-        raise InputError(f"{what} not found or not a regular file: {path}")
-    if path.stat().st_size > limits.max_config_bytes:
-        raise InputError(f"{what} {path} is larger than {limits.max_config_bytes} bytes")
-    return path.read_bytes()
+    return read_regular(path, what, limits.max_config_bytes)
 
 
 def read_collector_config(path: Path, limits: Limits) -> bytes:
@@ -38,8 +36,11 @@ def read_collector_config(path: Path, limits: Limits) -> bytes:
     import yaml
 
     data = _read_bounded(path, limits, "collector config")
+    check_yaml_depth(data, limits.max_nesting_depth, path, "collector config")
     try:
         document = yaml.safe_load(data)
+    except RecursionError as exc:  # the depth check should stop this first; belt and braces
+        raise InputError(f"collector config {path} nests too deep to load") from exc
     except yaml.YAMLError as exc:
         raise InputError(
             f"collector config {path} is not valid YAML: {exc}",
@@ -57,7 +58,8 @@ def read_dashboards(directory: Path, limits: Limits) -> list[Dashboard]:
     """Every ``*.json`` in ``directory``; each must parse and carry a title."""
     if not directory.is_dir():
         raise InputError(f"dashboards directory not found: {directory}")
-    found = sorted(p for p in directory.iterdir() if p.suffix == ".json")
+    with translate_os_errors("list dashboards directory", directory):
+        found = sorted(p for p in directory.iterdir() if p.suffix == ".json")
     if not found:
         raise InputError(f"no *.json dashboards in {directory}")
     return [_read_dashboard(path, limits) for path in found]
@@ -70,8 +72,11 @@ def _read_dashboard(path: Path, limits: Limits) -> Dashboard:
             "use letters, digits, '.', '_' and '-' only",
         )
     data = _read_bounded(path, limits, "dashboard")
+    check_json_depth(data, limits.max_nesting_depth, path, "dashboard")
     try:
         document = json.loads(data)
+    except RecursionError as exc:  # the depth check should stop this first; belt and braces
+        raise InputError(f"dashboard {path} nests too deep to load") from exc
     except (UnicodeDecodeError, ValueError) as exc:
         raise InputError(f"dashboard {path} is not valid JSON: {exc}") from exc
     inner = document.get("dashboard") if isinstance(document, dict) else None

@@ -21,7 +21,8 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any, Protocol
 
-from bundlekit.errors import KeyError_, UsageError
+from bundlekit.errors import IOFailure, KeyError_, UsageError
+from bundlekit.limits import DEFAULT_LIMITS
 
 PASSPHRASE_ENV = "BUNDLEKIT_PASSPHRASE"  # noqa: S105 - the variable name, not a secret
 PRIVATE_SUFFIX = ".key"
@@ -165,7 +166,27 @@ def _ed25519_from_pem(data: bytes, source: str) -> PublicKey | None:
     return PublicKey(key, hashlib.sha256(der).hexdigest(), KeyType.ED25519, source)
 
 
+#: The start of any PEM block (key, certificate, parameters...).
+_PEM_BEGIN = re.compile(rb"-----BEGIN [A-Z0-9 ]+-----")
+
+
+def _one_pem_block(data: bytes, source: str) -> None:
+    """Refuse a file holding several PEM blocks.
+
+    Loaders take the first block and ignore the rest, so a file with two keys
+    would silently trust (or sign with) only one of them, and which one would
+    depend on their order: ambiguous, so refused.
+    """
+    count = len(_PEM_BEGIN.findall(data))
+    if count > 1:
+        raise KeyError_(
+            f"{source} holds {count} PEM blocks; a key file must hold exactly one key",
+            "split it into one file per key (a trust directory takes many *.pub files)",
+        )
+
+
 def public_key_from_pem(data: bytes, source: str = "<memory>") -> PublicKey:
+    _one_pem_block(data, source)
     fast = _ed25519_from_pem(data, source)
     if fast is not None:
         return fast
@@ -190,6 +211,7 @@ def load_private_key(path: Path, passphrase: bytes | None = None) -> PrivateKey:
     from cryptography.hazmat.primitives import serialization
 
     data = _read_key_file(path)
+    _one_pem_block(data, str(path))
     if passphrase is None and os.environ.get(PASSPHRASE_ENV):
         passphrase = os.environ[PASSPHRASE_ENV].encode("utf-8")
     try:
@@ -217,16 +239,10 @@ def is_encrypted(path: Path) -> bool:
 
 
 def _read_key_file(path: Path) -> bytes:
-    try:
-        if path.stat().st_size > 1 << 20:
-            raise KeyError_(f"{path} is too large to be a key file")
-        return path.read_bytes()
-    except FileNotFoundError as exc:
-        raise UsageError(f"key file not found: {path}") from exc
-    except IsADirectoryError as exc:
-        raise UsageError(f"{path} is a directory, not a key file") from exc
-    except PermissionError as exc:
-        raise UsageError(f"cannot read key file {path}: permission denied") from exc
+    """The bytes of a key file: a regular file (never a FIFO or device), bounded."""
+    from bundlekit.fsutil import read_regular
+
+    return read_regular(path, "key file", DEFAULT_LIMITS.max_key_bytes)
 
 
 @dataclass(frozen=True)
@@ -244,19 +260,19 @@ def generate_key(
     """Write ``PREFIX.key`` (PKCS#8 PEM, mode 0600) and ``PREFIX.pub``.
 
     The private key is encrypted with ``passphrase``; ``None`` writes it
-    unencrypted (the CLI only allows that with an explicit flag).  Refuses to
-    overwrite existing files, so a key is never lost by accident.
+    unencrypted (the CLI only allows that with an explicit flag).  Never
+    replaces anything at either path, a dangling symlink included, even when
+    another process creates it meanwhile: each file is linked into place with
+    link(2), which refuses an existing name atomically.
     """
     from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 
-    from bundlekit.fsutil import atomic_write
-
     private_path = prefix.with_name(prefix.name + PRIVATE_SUFFIX)
     public_path = prefix.with_name(prefix.name + PUBLIC_SUFFIX)
     for path in (private_path, public_path):
-        if path.exists():
-            raise UsageError(f"{path} already exists", "choose another --out or remove it first")
+        if os.path.lexists(path):
+            raise _exists(path)
     if not prefix.parent.is_dir():
         raise UsageError(f"directory {prefix.parent} does not exist")
     key: Any
@@ -278,6 +294,27 @@ def generate_key(
     public_pem = public.public_bytes(
         serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
     )
-    atomic_write(private_path, private_pem, mode=0o600)
-    atomic_write(public_path, public_pem, mode=0o644)
+    _write_key(private_path, private_pem, 0o600)
+    try:
+        _write_key(public_path, public_pem, 0o644)
+    except BaseException:
+        private_path.unlink(missing_ok=True)  # ours: just linked, and a pair is all or nothing
+        raise
     return GeneratedKey(private_path, public_path, keyid_of(public), key_type, bool(passphrase))
+
+
+def _exists(path: Path) -> UsageError:
+    return UsageError(f"{path} already exists", "choose another --out or remove it first")
+
+
+def _write_key(path: Path, data: bytes, mode: int) -> None:
+    from bundlekit.fsutil import write_new_file
+
+    try:
+        write_new_file(path, data, mode)
+    except FileExistsError as exc:
+        if exc.filename is None or os.fsdecode(exc.filename2 or exc.filename) == str(path):
+            raise _exists(path) from exc
+        raise IOFailure.from_oserror(exc, "write key file", path) from exc
+    except OSError as exc:
+        raise IOFailure.from_oserror(exc, "write key file", path) from exc

@@ -61,6 +61,15 @@ class Limits:
     #: rest in one "N more not shown" note, so a bundle with a million missing
     #: files cannot make the report (or the terminal) that long.
     max_findings: int = 1_000
+    #: Deepest nesting of arrays/objects in a config, dashboard or other user JSON/YAML
+    #: (checked without recursion; Python's parsers would hit RecursionError far below 10k).
+    max_nesting_depth: int = 128
+    #: Largest key file (PEM) read; real keys are a few KB.
+    max_key_bytes: int = 1 * MiB
+    #: Custody fields, in characters (the manifest schema's maxLength for each).
+    max_operator_chars: int = 256
+    max_case_id_chars: int = 256
+    max_reason_chars: int = 4_096
 
 
 DEFAULT_LIMITS = Limits()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from bundlekit.errors import FormatError, UsageError
+from bundlekit.errors import FormatError, UsageError, translate_os_errors
 from bundlekit.format import layout
 from bundlekit.format.dsse import Envelope, Signature
 from bundlekit.format.manifest import PAYLOAD_TYPE, Manifest
@@ -50,6 +50,7 @@ def sign_bundle(path: Path, signer: Signer, limits: Limits = DEFAULT_LIMITS) -> 
                 "a key counts once toward a threshold; co-sign with a different key",
             )
     envelope = envelope.with_signature(Signature(signer.keyid, signer.sign(envelope.pae())))
-    (path / layout.SIGNATURES_DIR).mkdir(exist_ok=True)
-    atomic_write(path / layout.ENVELOPE_NAME, envelope.to_bytes())
+    with translate_os_errors("write signature envelope", path / layout.ENVELOPE_NAME):
+        (path / layout.SIGNATURES_DIR).mkdir(exist_ok=True)
+        atomic_write(path / layout.ENVELOPE_NAME, envelope.to_bytes())
     return envelope

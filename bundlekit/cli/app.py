@@ -53,11 +53,13 @@ def _root(
 
 TrustDir = Annotated[
     Optional[Path],  # noqa: UP045 - typer needs Optional on 3.11
-    typer.Option("--trust", help="Directory of trusted PEM public keys (*.pub, *.pem)."),
+    typer.Option(
+        "--trust", help="Directory of trusted PEM public keys (*.pub, *.pem).", readable=False
+    ),
 ]
 TrustKeys = Annotated[
     Optional[list[Path]],  # noqa: UP045
-    typer.Option("--key", help="A trusted public key file (repeatable)."),
+    typer.Option("--key", help="A trusted public key file (repeatable).", readable=False),
 ]
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print a machine-readable JSON report.")]
 
@@ -120,20 +122,30 @@ def pack(
     out: Annotated[Path, typer.Option("--out", "-o", help="Bundle directory to create.")],
     inputs: Annotated[
         Optional[list[Path]],  # noqa: UP045
-        typer.Argument(help="OTLP protobuf files; the signal is detected."),
+        typer.Argument(help="OTLP protobuf files; the signal is detected.", readable=False),
     ] = None,
-    traces: Annotated[list[Path] | None, typer.Option(help="A traces file (repeatable).")] = None,
-    metrics: Annotated[list[Path] | None, typer.Option(help="A metrics file (repeatable).")] = None,
-    logs: Annotated[Optional[list[Path]], typer.Option(help="A logs file (repeatable).")] = None,  # noqa: UP045
-    config: Annotated[Optional[Path], typer.Option(help="Collector config YAML.")] = None,  # noqa: UP045
+    traces: Annotated[
+        list[Path] | None, typer.Option(help="A traces file (repeatable).", readable=False)
+    ] = None,
+    metrics: Annotated[
+        list[Path] | None, typer.Option(help="A metrics file (repeatable).", readable=False)
+    ] = None,
+    logs: Annotated[
+        Optional[list[Path]], typer.Option(help="A logs file (repeatable).", readable=False)  # noqa: UP045
+    ] = None,
+    config: Annotated[
+        Optional[Path], typer.Option(help="Collector config YAML.", readable=False)  # noqa: UP045
+    ] = None,
     dashboards: Annotated[
-        Optional[Path], typer.Option(help="Directory of Grafana dashboard JSON files.")  # noqa: UP045
+        Optional[Path],  # noqa: UP045
+        typer.Option(help="Directory of Grafana dashboard JSON files.", readable=False),
     ] = None,
     attach: Annotated[
-        Optional[list[Path]], typer.Option(help="Extra evidence file (repeatable).")  # noqa: UP045
+        Optional[list[Path]], typer.Option(help="Extra evidence file (repeatable).", readable=False)  # noqa: UP045
     ] = None,
     key: Annotated[
-        Optional[list[Path]], typer.Option("--key", help="Sign with this private key (repeatable).")  # noqa: UP045
+        Optional[list[Path]],  # noqa: UP045
+        typer.Option("--key", help="Sign with this private key (repeatable).", readable=False),
     ] = None,
     profile: Annotated[ProfileChoice, typer.Option(help="Bundle profile.")] = ProfileChoice.default,
     operator: Annotated[Optional[str], typer.Option(help="Who made the bundle.")] = None,  # noqa: UP045
@@ -154,8 +166,11 @@ def pack(
     from bundlekit.cli import render
     from bundlekit.format.manifest import Custody
     from bundlekit.otlp.signals import Signal
-    from bundlekit.pack import PackInput, PackOptions, pack_bundle
+    from bundlekit.pack import PackInput, PackOptions, check_custody, pack_bundle
+    from bundlekit.textsafe import neutralize
 
+    custody = Custody(operator, case_id, reason)
+    check_custody(custody)  # at the door: before keys are loaded or a passphrase is asked
     specs = [PackInput(p) for p in inputs or []]
     for signal, paths in ((Signal.TRACES, traces), (Signal.METRICS, metrics), (Signal.LOGS, logs)):
         specs.extend(PackInput(p, signal) for p in paths or [])
@@ -165,13 +180,19 @@ def pack(
         dashboards=dashboards,
         attachments=tuple(attach or ()),
         profile=profile.value,
-        custody=Custody(operator, case_id, reason),
+        custody=custody,
         retention=retention,
         compression_level=level,
         segment_target=segment_mib * 1024 * 1024,
     )
     with render.progress("packing", enabled=not as_json) as advance:
         result = pack_bundle(specs, out, options, signers, progress=advance)  # type: ignore[arg-type]
+    for stale in result.removed_staging:
+        # stderr, so --json output stays one document
+        render.say(
+            f"removed {neutralize(str(stale))}: staging left by a pack that was killed",
+            stderr=True,
+        )
     render.packed(result, as_json)
 
 
@@ -179,7 +200,8 @@ def pack(
 def sign(
     bundle: Annotated[Path, typer.Argument(help="Bundle directory.")],
     key: Annotated[
-        list[Path], typer.Option("--key", help="Private key to co-sign with (repeatable).")
+        list[Path],
+        typer.Option("--key", help="Private key to co-sign with (repeatable).", readable=False),
     ],
     as_json: JsonFlag = False,
 ) -> None:

@@ -10,7 +10,7 @@ from typing import Any
 import typer
 import typer.core
 
-from bundlekit.errors import BundlekitError, ExitCode
+from bundlekit.errors import BundlekitError, ExitCode, IOFailure
 
 DEBUG_ENV = "BUNDLEKIT_DEBUG"
 
@@ -39,7 +39,13 @@ class BundlekitGroup(typer.core.TyperGroup):
 
     def invoke(self, ctx: typer.Context) -> Any:  # type: ignore[override]
         try:
-            return super().invoke(ctx)
+            try:
+                return super().invoke(ctx)
+            except OSError as exc:
+                # Safety net: the library wraps its I/O points, but any OSError that
+                # still escapes is the environment (disk, permissions), not a bug.
+                action = "access" if exc.filename is not None else "complete an I/O operation"
+                raise IOFailure.from_oserror(exc, action) from exc
         except BundlekitError as exc:
             _stderr(f"error: {exc.diagnostics()}")
             sys.exit(int(exc.exit_code))

@@ -13,11 +13,19 @@ Two on-disk forms are accepted, told apart by the first byte:
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
-from bundlekit.errors import InputError
+from bundlekit.errors import InputError, IOFailure
 from bundlekit.format.segment import FRAME_HEADER_BYTES
+from bundlekit.fsutil import (
+    FileStamp,
+    changed_while_read,
+    check_same_file,
+    check_unchanged,
+    open_regular,
+)
 from bundlekit.limits import DEFAULT_LIMITS, Limits
 from bundlekit.otlp.signals import SIGNALS, Signal
 
@@ -28,57 +36,78 @@ MAX_INPUT_REQUEST_BYTES = 256 * 1024 * 1024
 _DETECT_RECORDS = 64
 
 
-def iter_input_requests(path: Path, limits: Limits = DEFAULT_LIMITS) -> Iterator[bytes]:
-    """Yield each request stored in ``path`` (either form), unsplit."""
-    if path.exists() and not path.is_file():
-        raise InputError(
-            f"{path} is not a regular file",
-            "pass OTLP protobuf files (not directories, pipes or devices)",
-        )
+def iter_input_requests(
+    path: Path, limits: Limits = DEFAULT_LIMITS, expect: FileStamp | None = None
+) -> Iterator[bytes]:
+    """Yield each request stored in ``path`` (either form), unsplit.
+
+    The file is opened without blocking and refused unless it is a regular
+    file (a FIFO or device would hang or never end).  When it has been read
+    to the end, it must still be the file that was opened, unchanged (and,
+    with ``expect``, the same file an earlier pass saw): a file still being
+    written would otherwise be packed half old, half new.
+    """
+    if expect is not None:
+        check_same_file(path, expect, "input file")
+    handle, stamp = open_regular(path, "input file")
+    if expect is not None and stamp != expect:
+        handle.close()
+        raise changed_while_read(path, "input file")
     try:
-        handle = open(path, "rb")  # noqa: SIM115 - closed in finally, generator-friendly
-    except FileNotFoundError as exc:
-        raise InputError(f"input file not found: {path}") from exc
-    except IsADirectoryError as exc:
-        raise InputError(f"{path} is a directory", "pass OTLP files, not directories") from exc
-    except PermissionError as exc:
-        raise InputError(f"cannot read {path}: permission denied") from exc
-    try:
-        first = handle.read(1)
-        if not first:
-            raise InputError(f"{path} is empty", "pass a file of OTLP protobuf requests")
-        handle.seek(0)
-        if first[0] == _SINGLE_REQUEST_TAG:
-            size = path.stat().st_size
-            if size > MAX_INPUT_REQUEST_BYTES:
-                raise InputError(
-                    f"{path} holds a single {size}-byte request, too large to read at once",
-                    "write it as a length-delimited stream of smaller requests",
-                )
-            yield handle.read()
-            return
-        offset = 0
-        while True:
-            header = handle.read(FRAME_HEADER_BYTES)
-            if not header:
-                return
-            if len(header) < FRAME_HEADER_BYTES:
-                raise _truncated(path, offset)
-            length = int.from_bytes(header, "big")
-            if length > MAX_INPUT_REQUEST_BYTES:
-                if offset == 0:
-                    raise _not_otlp(path)
-                raise InputError(
-                    f"{path}: record at byte {offset} claims {length} bytes",
-                    "the file is corrupt from there on",
-                )
-            body = handle.read(length)
-            if len(body) < length:
-                raise _truncated(path, offset)
-            offset += FRAME_HEADER_BYTES + length
-            yield body
+        try:
+            with _reading(path):
+                yield from _requests(handle, path, stamp.size)
+        except InputError:
+            # A file cut short or garbled because it is being rewritten is the
+            # environment's doing: say so rather than blame the content.
+            check_unchanged(handle, stamp, path, "input file")
+            raise
+        check_unchanged(handle, stamp, path, "input file")
     finally:
         handle.close()
+
+
+@contextmanager
+def _reading(path: Path) -> Iterator[None]:
+    try:
+        yield
+    except OSError as exc:
+        raise IOFailure.from_oserror(exc, "read input file", path) from exc
+
+
+def _requests(handle: BinaryIO, path: Path, size: int) -> Iterator[bytes]:
+    first = handle.read(1)
+    if not first:
+        raise InputError(f"{path} is empty", "pass a file of OTLP protobuf requests")
+    handle.seek(0)
+    if first[0] == _SINGLE_REQUEST_TAG:
+        if size > MAX_INPUT_REQUEST_BYTES:
+            raise InputError(
+                f"{path} holds a single {size}-byte request, too large to read at once",
+                "write it as a length-delimited stream of smaller requests",
+            )
+        yield handle.read(MAX_INPUT_REQUEST_BYTES + 1)
+        return
+    offset = 0
+    while True:
+        header = handle.read(FRAME_HEADER_BYTES)
+        if not header:
+            return
+        if len(header) < FRAME_HEADER_BYTES:
+            raise _truncated(path, offset)
+        length = int.from_bytes(header, "big")
+        if length > MAX_INPUT_REQUEST_BYTES:
+            if offset == 0:
+                raise _not_otlp(path)
+            raise InputError(
+                f"{path}: record at byte {offset} claims {length} bytes",
+                "the file is corrupt from there on",
+            )
+        body = handle.read(length)
+        if len(body) < length:
+            raise _truncated(path, offset)
+        offset += FRAME_HEADER_BYTES + length
+        yield body
 
 
 def _truncated(path: Path, offset: int) -> InputError:

@@ -11,7 +11,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from bundlekit.errors import UsageError
+from bundlekit.errors import UsageError, translate_os_errors
 from bundlekit.keys import PublicKey, load_public_key
 
 TRUST_SUFFIXES = (".pub", ".pem")
@@ -30,9 +30,11 @@ class TrustStore:
                     f"trust directory not found: {trust_dir}",
                     "--trust takes a directory of PEM public keys (see docs/keys.md)",
                 )
-            found = sorted(
-                p for p in trust_dir.iterdir() if p.suffix in TRUST_SUFFIXES and p.is_file()
-            )
+            # Every *.pub/*.pem entry is loaded, whatever its type: a FIFO, device or
+            # socket among them is refused by the key reader (before it is read, so
+            # it cannot hang the verifier), not skipped silently.
+            with translate_os_errors("list trust directory", trust_dir):
+                found = sorted(p for p in trust_dir.iterdir() if p.suffix in TRUST_SUFFIXES)
             if not found:
                 raise UsageError(f"no *.pub or *.pem public keys in {trust_dir}")
             paths.extend(found)
