@@ -346,6 +346,15 @@ def test_intact_frame_built_by_hand_is_accepted() -> None:
     """The builders above make valid frames when they do not lie (controls the tests above)."""
     blob = zf.header(8, window_log=17) + zf.raw(b"\0" * 8, last=True) + zf.checksum(bytes(8))
     assert list(iter_records(io.BytesIO(blob))) == [b"", b""]
+    # an empty block before the last one is valid zstd, not the end of the frame
+    blob = (
+        zf.header(8, window_log=17)
+        + zf.raw(b"")
+        + zf.raw(b"\0" * 4)
+        + zf.rle(0, 4, last=True)
+        + zf.checksum(bytes(8))
+    )
+    assert list(iter_records(io.BytesIO(blob))) == [b"", b""]
     assert list(iter_records(io.BytesIO(GOOD), compressed_size=len(GOOD)))[5] == bytes([5]) * 458
 
 

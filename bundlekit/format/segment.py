@@ -356,10 +356,9 @@ class _FrameWalker:
             )
         self._left = 1 if kind == 1 else size  # an RLE block stores one byte
         if last:
+            # check_frame_header refused frames without a checksum, so it always follows.
             self._last = True
             self._left += _CHECKSUM_BYTES
-        if self._left == 0:
-            self.done = True
 
     def _take(self, size: int) -> bytes:
         """1 to ``size`` bytes of the frame; refuses a source that ends first."""
