@@ -218,3 +218,26 @@ def test_oversized_stored_segment_is_refused_by_the_reader() -> None:
     blob = compress_segment(RAW)
     with pytest.raises(LimitExceeded, match="more than any segment within the limits"):
         read(blob + bytes(limits.max_stored_segment_bytes), limits)
+
+
+@pytest.mark.parametrize("level", [1, 3, 19])
+@pytest.mark.parametrize("size", [0, 1, 7, 1000, 131_071, 131_072, 131_073, 700_001])
+def test_every_frame_the_writer_makes_is_read_back(level: int, size: int) -> None:
+    """The frame walk agrees with zstd on raw, RLE and compressed blocks, single-segment or not."""
+    import random
+
+    rng = random.Random(size * 31 + level)
+    records, total = [], 0
+    while total < size:
+        kind = rng.randrange(3)
+        length = min(rng.randrange(1, 40_000), size - total)
+        if kind == 0:
+            payload = rng.randbytes(length)  # raw blocks
+        elif kind == 1:
+            payload = b"\0" * length  # RLE blocks
+        else:
+            payload = (b"span-%d " % rng.randrange(50)) * (length // 8 + 1)
+        records.append(payload[:length])
+        total += length
+    blob = compress_segment(b"".join(frame(r) for r in records), level=level)
+    assert read(blob, Limits(max_compression_ratio=10**6)) == records
