@@ -226,6 +226,7 @@ def inflate(
             f"declares ({exc})",
             _REWRITE_HINT,
         ) from exc
+    # zstd checks both at the frame's end too; kept so the promise does not rest on it.
     if total != declared or not walker.done:
         raise FormatError(
             f"segment ends after {total} of the {declared} bytes its frame declares",
