@@ -70,6 +70,22 @@ class Limits:
     max_operator_chars: int = 256
     max_case_id_chars: int = 256
     max_reason_chars: int = 4_096
+    #: Largest zstd window a segment's frame may ask for: what a decoder allocates
+    #: besides its output.  bundlekit's writer (levels 1-19) never asks for more
+    #: than 8 MiB, at any segment size.
+    max_window_bytes: int = 8 * MiB
+
+    @property
+    def max_stored_segment_bytes(self) -> int:
+        """Largest compressed segment file: zstd's worst case for ``max_segment_bytes``.
+
+        Derived, not a separate cap: zstd guarantees no frame of that much content
+        is larger (``ZSTD_compressBound``, header and checksum included), so a
+        reader may refuse a bigger file before reading it.
+        """
+        size = self.max_segment_bytes
+        small = (128 * 1024 - size) >> 11 if size < 128 * 1024 else 0
+        return size + (size >> 8) + small
 
 
 DEFAULT_LIMITS = Limits()

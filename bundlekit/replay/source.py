@@ -25,6 +25,11 @@ class SegmentInfo(Protocol):
     @property
     def name(self) -> str: ...
     @property
+    def size(self) -> int:
+        """Stored (compressed) bytes."""
+        ...
+
+    @property
     def requests(self) -> int | None: ...
     @property
     def records(self) -> int | None: ...
@@ -75,8 +80,16 @@ class BundleSource:
         return list(self.bundle.manifest.segments(signal))
 
     def requests(self, signal: Signal, segment: SegmentInfo) -> Iterator[bytes]:
-        from bundlekit.format.segment import iter_records
+        """Decode through the one bounded reader (``iter_records``).
 
+        The compressed segment is held to re-check its digest before use; its
+        size is bounded first, since with ``--no-verify`` the manifest that
+        gives it is not trusted.  Decompressed data is never held whole: one
+        request and one bounded output chunk at a time.
+        """
+        from bundlekit.format.segment import check_stored_size, iter_records
+
+        check_stored_size(segment.name, segment.size, self.limits)
         data = self.bundle.read_segment(segment)
         return iter_records(io.BytesIO(data), self.limits, compressed_size=len(data))
 

@@ -1,7 +1,10 @@
 """Deep checks: decode every record and compare it with the manifest's claims.
 
-Runs on the same bytes that are hashed (one read per file), with bounded
-decompression, and parses every request with the full OTLP schema.
+Runs on the same bytes that are hashed (one read per file) and parses every
+request with the full OTLP schema.  Segments are decoded only through
+``format.segment.iter_records``, the one bounded reader: a trusted signature
+says who packed a bundle, not that its frames are honest, so memory stays
+bounded by the limits whatever a frame declares.
 """
 
 from __future__ import annotations
