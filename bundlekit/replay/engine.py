@@ -26,13 +26,13 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from bundlekit.errors import translate_os_errors
 from bundlekit.otlp.signals import SIGNALS, Signal
 from bundlekit.replay.checkpoint import Tracker, open_tracker, segment_key
 from bundlekit.replay.egress import sealed_from_env
 from bundlekit.replay.endpoint import Endpoint, parse_endpoint
 from bundlekit.replay.exporters import create_exporter
 from bundlekit.replay.interface import (
-    CheckpointError,
     Exporter,
     ExportResult,
     Outcome,
@@ -254,12 +254,8 @@ class _Run:
         }
         self.listener.on_start(self.report, planned)
         try:
-            try:
+            with translate_os_errors("write checkpoint", self.tracker.path):
                 self.tracker.start()
-            except OSError as exc:
-                raise CheckpointError(
-                    f"cannot write checkpoint {self.tracker.path}: {exc}"
-                ) from exc
             if self.options.dry_run:
                 self._dry_run()
             else:
@@ -287,7 +283,8 @@ class _Run:
     def _finish(self, started: float) -> ReplayReport:
         self.stop.set()
         try:
-            self.tracker.close()
+            with translate_os_errors("write checkpoint", self.tracker.path):
+                self.tracker.close()
         finally:
             self.report.duration_s = time.monotonic() - started
             self.listener.on_finish(self.report)

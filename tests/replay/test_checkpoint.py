@@ -213,3 +213,38 @@ def test_out_of_order_acks_are_never_skipped(bundle: Bundle, tmp_path: Path) -> 
     replay_bundle(bundle.path, opts, exporter_factory=second.factory())
     combined = Counter(first.accepted[Signal.TRACES] + second.accepted[Signal.TRACES])
     assert combined == Counter(bundle.requests[Signal.TRACES])  # raw bytes: each exactly once
+
+
+def test_checkpoint_on_a_read_only_filesystem_is_an_io_error(bundle: Bundle) -> None:
+    """The environment, not the user's options, is at fault: exit 7, and nothing is sent."""
+    from bundlekit.errors import ExitCode, IOFailure
+    from tests.test_environment_failures import remount_ro, tmpfs
+
+    with tmpfs("256k") as disk:
+        remount_ro(disk)
+        opts = options_for(bundle, 1, checkpoint=disk / "cp.json")
+        with pytest.raises(IOFailure) as err:
+            replay_bundle(bundle.path, opts, exporter_factory=NoExporter())
+    assert err.value.exit_code is ExitCode.IO
+    assert "cannot write checkpoint" in err.value.message and "EROFS" in err.value.message
+    assert err.value.hint is not None and "read-only" in err.value.hint
+
+
+def test_checkpoint_that_cannot_be_saved_at_the_end_is_an_io_error(
+    bundle: Bundle, tmp_path: Path
+) -> None:
+    """A disk that fills during the replay: the final save fails with exit 7, not a traceback."""
+    from bundlekit.errors import IOFailure
+    from tests.test_environment_failures import fill, tmpfs
+
+    with tmpfs("256k") as disk:
+        opts = options_for(bundle, 1, checkpoint=disk / "cp.json", batch_bytes=0, concurrency=1)
+
+        def decide(number: int, signal: Signal, body: bytes) -> ExportResult:
+            if number == 1:
+                fill(disk)
+            return ExportResult(Outcome.ACCEPTED)
+
+        exporter = FakeExporter(decide)
+        with pytest.raises(IOFailure, match="ENOSPC"):
+            replay_bundle(bundle.path, opts, exporter_factory=exporter.factory())
