@@ -187,14 +187,8 @@ def read_regular(path: Path, what: str, max_bytes: int) -> bytes:
 
 def atomic_write(path: Path, data: bytes, mode: int = 0o644) -> None:
     """Write ``data`` to ``path`` atomically with permissions ``mode`` (replacing it)."""
-    tmp = _temp_sibling(path, "tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+    tmp = _write_temp_sibling(path, data, mode)
     try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(tmp, mode)
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)
@@ -211,6 +205,20 @@ def write_new_file(path: Path, data: bytes, mode: int = 0o644) -> None:
     and a crash leaves either nothing or the whole file at ``path``.
     Raises FileExistsError if ``path`` exists, other OSErrors as they come.
     """
+    tmp = _write_temp_sibling(path, data, mode)
+    try:
+        os.link(tmp, path, follow_symlinks=False)
+    finally:
+        tmp.unlink(missing_ok=True)
+    fsync_dir(path.parent)
+
+
+def _write_temp_sibling(path: Path, data: bytes, mode: int) -> Path:
+    """Write ``data`` durably to a new temporary sibling of ``path`` and return it.
+
+    The temporary is created exclusively (never through a link) and removed
+    again if anything fails, so the caller only has to move it into place.
+    """
     tmp = _temp_sibling(path, "tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, mode)
     try:
@@ -219,10 +227,10 @@ def write_new_file(path: Path, data: bytes, mode: int = 0o644) -> None:
             handle.flush()
             os.fsync(handle.fileno())
         os.chmod(tmp, mode)
-        os.link(tmp, path, follow_symlinks=False)
-    finally:
+    except BaseException:
         tmp.unlink(missing_ok=True)
-    fsync_dir(path.parent)
+        raise
+    return tmp
 
 
 def write_file_synced(path: Path, data: bytes | memoryview) -> None:
