@@ -84,7 +84,7 @@ _order: list[str] = []
 
 def pytest_sessionfinish(session: pytest.Session) -> None:
     sys.settrace(None)
-    threading.settrace(None)  # type: ignore[arg-type]
+    threading.settrace(None)
     if _OUT:
         _hits.pop("<order>", None)
         doc = {"order": _order, "lines": {k: sorted(v) for k, v in _hits.items()}}

@@ -198,9 +198,9 @@ class _Sites(ast.NodeVisitor):
             self._skip_tree(default)
         for arg in [*node.args.posonlyargs, *node.args.args, *node.args.kwonlyargs]:
             self._skip_tree(arg.annotation)
-        for arg in (node.args.vararg, node.args.kwarg):
-            if arg is not None:
-                self._skip_tree(arg.annotation)
+        for star in (node.args.vararg, node.args.kwarg):
+            if star is not None:
+                self._skip_tree(star.annotation)
         self._skip_tree(node.returns)
         for deco in node.decorator_list:
             self._skip_tree(deco)
@@ -208,7 +208,7 @@ class _Sites(ast.NodeVisitor):
         self.generic_visit(node)
         self.scope.pop()
 
-    visit_AsyncFunctionDef = visit_FunctionDef  # type: ignore[assignment]
+    visit_AsyncFunctionDef = visit_FunctionDef
 
     def visit_ClassDef(self, node: ast.ClassDef) -> None:
         for deco in node.decorator_list:

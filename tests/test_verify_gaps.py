@@ -788,6 +788,7 @@ def test_manifest_that_is_a_symlink_is_not_followed(
     assert sorted(f.code for f in report.failures) == ["manifest-missing", "not-regular"]
 
 
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnhandledThreadExceptionWarning")
 @pytest.mark.xfail(
     strict=True,
     reason="bug: ParallelHasher._hash catches only OSError; LinkRefused (a FormatError) from "
