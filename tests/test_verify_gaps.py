@@ -545,16 +545,17 @@ def test_missing_manifest_json_is_reported_and_the_signed_payload_still_checks_f
     assert report.files_checked == 3
 
 
-def test_bundle_without_envelope_still_has_its_files_checked_against_manifest_json(
+def test_bundle_without_envelope_is_unsigned_and_never_deep_checked(
     bundle: Path, keys: dict[KeyType, GeneratedKey]
 ) -> None:
+    # Whether the unsigned manifest.json is still parsed and its files listed is left open
+    # (issue 6 asks that untrusted manifests cost little); being unsigned is not.
     (bundle / layout.ENVELOPE_NAME).unlink()
-    _flip_last_byte(sorted((bundle / "otlp" / "logs").iterdir())[0])
     report = check_bundle(bundle, VerifyOptions(keys=[keys[ED].public_path], deep=True))
     assert report.exit_code is ExitCode.SIGNATURE
-    assert sorted(f.code for f in report.failures) == ["digest", "unsigned"]
+    assert "unsigned" in _codes(report)
     assert report.records_checked == 0
-    assert any("deep checks skipped" in n for n in report.notes)
+    assert report.signers == []
 
 
 def test_bundle_with_neither_manifest_nor_envelope_reports_both(
