@@ -1,0 +1,298 @@
+"""Every cap in bundlekit.limits at its boundary: exactly at the cap passes, one over fails.
+
+The segment and decompression caps (max_segment_bytes, max_request_bytes,
+max_compression_ratio) are tested with the segment reader in test_segment.py.
+Each cap is tested where a hostile bundle meets it (the parser, and the
+verifier's report), so an off-by-one in either place is caught.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+from bundlekit.errors import ExitCode, FormatError, InputError, LimitExceeded
+from bundlekit.format import canonical, layout
+from bundlekit.format.dsse import Envelope, Signature
+from bundlekit.format.layout import check_relative_path
+from bundlekit.format.manifest import PAYLOAD_TYPE, Manifest
+from bundlekit.inputs_config import read_collector_config, read_dashboards
+from bundlekit.keys import GeneratedKey, KeyType
+from bundlekit.limits import DEFAULT_LIMITS, Limits
+from bundlekit.verify import VerifyOptions, check_bundle
+from bundlekit.verify.source import DirectorySource
+from tests.bundles import pack_small
+
+ED = KeyType.ED25519
+#: Caps tested elsewhere (test_segment.py), with the segment reader.
+SEGMENT_CAPS = {"max_segment_bytes", "max_request_bytes", "max_compression_ratio"}
+
+
+@pytest.fixture(scope="module")
+def signed_bundle(
+    tmp_path_factory: pytest.TempPathFactory, keys: dict[KeyType, GeneratedKey]
+) -> Path:
+    root = tmp_path_factory.mktemp("boundaries")
+    pack_small(root / "in", root / "bundle", keys[ED])
+    return root / "bundle"
+
+
+@pytest.fixture
+def bundle(signed_bundle: Path, tmp_path: Path) -> Path:
+    copy = tmp_path / "bundle"
+    shutil.copytree(signed_bundle, copy)
+    return copy
+
+
+def _options(keys: dict[KeyType, GeneratedKey], **caps: int) -> VerifyOptions:
+    return VerifyOptions(keys=[keys[ED].public_path], limits=Limits(**caps))
+
+
+def test_every_limit_has_a_boundary_test_here_or_in_test_segment() -> None:
+    """A new cap in Limits must come with its boundary test (add it to TESTED)."""
+    tested = {
+        "max_manifest_bytes",
+        "max_envelope_bytes",
+        "max_config_bytes",
+        "max_files",
+        "max_signatures",
+        "max_path_length",
+        "max_path_depth",
+    }
+    assert {f.name for f in dataclasses.fields(Limits)} == tested | SEGMENT_CAPS
+
+
+# --------------------------------------------------------------------------- max_manifest_bytes
+
+
+def test_manifest_exactly_at_max_manifest_bytes_parses_one_byte_over_fails(
+    signed_bundle: Path,
+) -> None:
+    raw = (signed_bundle / layout.MANIFEST_NAME).read_bytes()
+    assert Manifest.from_bytes(raw, Limits(max_manifest_bytes=len(raw))).raw == raw
+    with pytest.raises(LimitExceeded, match=f"manifest is {len(raw)} bytes, over the limit of"):
+        Manifest.from_bytes(raw, Limits(max_manifest_bytes=len(raw) - 1))
+
+
+def test_verify_at_max_manifest_bytes_passes_one_byte_over_is_oversized(
+    bundle: Path, keys: dict[KeyType, GeneratedKey]
+) -> None:
+    size = (bundle / layout.MANIFEST_NAME).stat().st_size
+    report = check_bundle(bundle, _options(keys, max_manifest_bytes=size))
+    assert report.ok, report.failures
+    report = check_bundle(bundle, _options(keys, max_manifest_bytes=size - 1))
+    assert report.exit_code is ExitCode.FORMAT
+    (finding,) = report.failures
+    assert finding.code == "oversized"
+    assert f"manifest.json is {size} bytes, over the limit of {size - 1}" in finding.message
+
+
+# --------------------------------------------------------------------------- max_envelope_bytes
+
+
+def test_envelope_exactly_at_max_envelope_bytes_parses_one_byte_over_fails(
+    signed_bundle: Path,
+) -> None:
+    data = (signed_bundle / layout.ENVELOPE_NAME).read_bytes()
+    assert Envelope.from_bytes(data, Limits(max_envelope_bytes=len(data))).signatures
+    with pytest.raises(LimitExceeded, match=f"envelope is {len(data)} bytes, over the limit"):
+        Envelope.from_bytes(data, Limits(max_envelope_bytes=len(data) - 1))
+
+
+def test_verify_at_max_envelope_bytes_passes_one_byte_over_is_oversized(
+    bundle: Path, keys: dict[KeyType, GeneratedKey]
+) -> None:
+    size = (bundle / layout.ENVELOPE_NAME).stat().st_size
+    assert check_bundle(bundle, _options(keys, max_envelope_bytes=size)).ok
+    report = check_bundle(bundle, _options(keys, max_envelope_bytes=size - 1))
+    assert report.exit_code is ExitCode.FORMAT
+    assert [f.code for f in report.failures] == ["oversized"]
+    assert "manifest.dsse.json" in report.failures[0].message
+
+
+def test_file_that_grows_past_the_cap_while_read_is_refused(
+    bundle: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The size seen by lstat is not trusted: reading stops one byte past the cap."""
+    import bundlekit.verify.source as source_module
+
+    path = bundle / layout.MANIFEST_NAME
+    size = path.stat().st_size
+    real_lstat = os.lstat
+
+    def stale_lstat(target: os.PathLike[str] | str) -> os.stat_result:
+        info = real_lstat(target)
+        if Path(target) == path:  # the file "grew" after it was measured
+            fields = list(info)
+            fields[6] = size // 2
+            return os.stat_result(fields)
+        return info
+
+    monkeypatch.setattr(source_module.os, "lstat", stale_lstat)
+    source = DirectorySource(bundle, Limits(max_manifest_bytes=size - 1))
+    with pytest.raises(LimitExceeded, match="grew past the limit"):
+        source.read_manifest()
+    assert DirectorySource(bundle, Limits(max_manifest_bytes=size)).read_manifest() == (
+        path.read_bytes()
+    )
+
+
+# --------------------------------------------------------------------------- max_files
+
+
+def _entries(bundle: Path) -> int:
+    return sum(len(d) + len(f) for _, d, f in os.walk(bundle))
+
+
+def test_bundle_with_exactly_max_files_entries_passes_one_more_fails(
+    bundle: Path, keys: dict[KeyType, GeneratedKey]
+) -> None:
+    count = _entries(bundle)
+    report = check_bundle(bundle, _options(keys, max_files=count))
+    assert report.ok, report.failures
+    listing = DirectorySource(bundle, Limits(max_files=count)).listing()
+    assert len(listing.files) == 5  # manifest, envelope, three segments
+    with pytest.raises(LimitExceeded, match=f"more than {count - 1} entries"):
+        DirectorySource(bundle, Limits(max_files=count - 1)).listing()
+    report = check_bundle(bundle, _options(keys, max_files=count - 1))
+    assert [f.code for f in report.failures] == ["listing"]
+
+
+# --------------------------------------------------------------------------- max_signatures
+
+
+def _envelope_with(count: int) -> bytes:
+    signatures = tuple(Signature(f"k{i}", b"sig") for i in range(count))
+    return Envelope(PAYLOAD_TYPE, b"{}", signatures).to_bytes()
+
+
+def test_envelope_with_exactly_max_signatures_parses_one_more_fails() -> None:
+    cap = DEFAULT_LIMITS.max_signatures
+    assert len(Envelope.from_bytes(_envelope_with(cap)).signatures) == cap
+    with pytest.raises(LimitExceeded, match=f"carries {cap + 1} signatures, over the limit"):
+        Envelope.from_bytes(_envelope_with(cap + 1))
+    assert len(Envelope.from_bytes(_envelope_with(3), Limits(max_signatures=3)).signatures) == 3
+    with pytest.raises(LimitExceeded, match="carries 4 signatures"):
+        Envelope.from_bytes(_envelope_with(4), Limits(max_signatures=3))
+
+
+def test_verify_refuses_more_than_max_signatures(
+    bundle: Path, keys: dict[KeyType, GeneratedKey]
+) -> None:
+    path = bundle / layout.ENVELOPE_NAME
+    doc = json.loads(path.read_bytes())
+    doc["signatures"] = doc["signatures"] * 3  # the same good signature, three times
+    path.write_bytes(canonical.dumps(doc))
+    report = check_bundle(bundle, _options(keys, max_signatures=3))
+    assert report.ok, report.failures  # counted once, noted twice
+    report = check_bundle(bundle, _options(keys, max_signatures=2))
+    assert report.exit_code is ExitCode.SIGNATURE
+    assert {f.code for f in report.failures} == {"envelope-malformed", "unsigned"}
+    assert any("carries 3 signatures" in f.message for f in report.failures)
+
+
+# --------------------------------------------------------------------------- paths
+
+
+@pytest.mark.parametrize("unit", ["a", "é"])
+def test_path_exactly_max_path_length_bytes_passes_one_more_fails(unit: str) -> None:
+    width = len(unit.encode())
+    at_cap = "d/" + unit * ((DEFAULT_LIMITS.max_path_length - 2) // width)
+    assert len(at_cap.encode()) == DEFAULT_LIMITS.max_path_length
+    assert check_relative_path(at_cap) == at_cap
+    over = at_cap + ("b" if width == 1 else "é")
+    with pytest.raises(FormatError, match=f"longer than {DEFAULT_LIMITS.max_path_length} bytes"):
+        check_relative_path(over)
+    with pytest.raises(FormatError, match="longer than 10 bytes"):
+        check_relative_path("a" * 11, Limits(max_path_length=10))
+    assert check_relative_path("a" * 10, Limits(max_path_length=10))
+
+
+def test_path_exactly_max_path_depth_levels_passes_one_more_fails() -> None:
+    cap = DEFAULT_LIMITS.max_path_depth
+    at_cap = "/".join(["d"] * cap)
+    assert check_relative_path(at_cap) == at_cap
+    with pytest.raises(FormatError, match=f"deeper than {cap} levels"):
+        check_relative_path(at_cap + "/x")
+    assert check_relative_path("a/b/c", Limits(max_path_depth=3))
+    with pytest.raises(FormatError, match="deeper than 2 levels"):
+        check_relative_path("a/b/c", Limits(max_path_depth=2))
+
+
+def test_verify_flags_a_bundle_file_one_byte_over_max_path_length(
+    bundle: Path, keys: dict[KeyType, GeneratedKey]
+) -> None:
+    name = "attachments/" + "n" * 100
+    (bundle / "attachments").mkdir()
+    (bundle / name).write_bytes(b"x")
+    report = check_bundle(bundle, _options(keys, max_path_length=len(name)))
+    assert [(f.code, f.path) for f in report.failures] == [("extra", name)]
+    report = check_bundle(bundle, _options(keys, max_path_length=len(name) - 1))
+    assert [(f.code, f.path) for f in report.failures] == [("unsafe-name", name)]
+
+
+def test_verify_flags_a_bundle_file_one_level_over_max_path_depth(
+    bundle: Path, keys: dict[KeyType, GeneratedKey]
+) -> None:
+    name = "attachments/a/b/c.txt"
+    (bundle / "attachments/a/b").mkdir(parents=True)
+    (bundle / name).write_bytes(b"x")
+    report = check_bundle(bundle, _options(keys, max_path_depth=4))
+    assert [(f.code, f.path) for f in report.failures] == [("extra", name)]
+    report = check_bundle(bundle, _options(keys, max_path_depth=3))
+    assert [(f.code, f.path) for f in report.failures] == [("unsafe-name", name)]
+
+
+@pytest.mark.parametrize(
+    ("name", "problem"),
+    [
+        ("", "empty"),
+        ("/etc/passwd", "absolute"),
+        ("a/../b", "'..' component"),
+        ("a/./b", "'.' or '..' component"),
+        ("a//b", "empty, '.'"),
+        ("a/", "empty, '.'"),
+        ("a\\b", "reserved character"),
+        ("C:x", "reserved character"),
+        ("a\x00b", "control"),
+        ("a\x7fb", "control"),
+        ("cafe\u0301", "not NFC-normalized"),
+    ],
+)
+def test_unsafe_relative_path_is_refused_with_its_reason(name: str, problem: str) -> None:
+    with pytest.raises(FormatError, match="unsafe path in bundle") as caught:
+        check_relative_path(name)
+    assert problem in caught.value.message
+
+
+def test_safe_relative_paths_are_returned_unchanged() -> None:
+    for name in ("a", "otlp/traces/000001.binpb.zst", "attachments/caf\u00e9.txt", "a.b/c..d"):
+        assert check_relative_path(name) == name
+
+
+# --------------------------------------------------------------------------- max_config_bytes
+
+
+def test_collector_config_exactly_max_config_bytes_is_read_one_more_is_refused(
+    tmp_path: Path,
+) -> None:
+    config = tmp_path / "collector.yaml"
+    config.write_bytes(b"receivers: {}\nexporters: {}\n")
+    size = config.stat().st_size
+    assert read_collector_config(config, Limits(max_config_bytes=size)) == config.read_bytes()
+    with pytest.raises(InputError, match=f"larger than {size - 1} bytes"):
+        read_collector_config(config, Limits(max_config_bytes=size - 1))
+
+
+def test_dashboard_exactly_max_config_bytes_is_read_one_more_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "board.json").write_text(json.dumps({"title": "Overview", "panels": []}))
+    size = (tmp_path / "board.json").stat().st_size
+    (board,) = read_dashboards(tmp_path, Limits(max_config_bytes=size))
+    assert board.title == "Overview"
+    with pytest.raises(InputError, match=f"larger than {size - 1} bytes"):
+        read_dashboards(tmp_path, Limits(max_config_bytes=size - 1))
