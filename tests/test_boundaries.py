@@ -63,6 +63,13 @@ def test_every_limit_has_a_boundary_test_here_or_in_test_segment() -> None:
         "max_signatures",
         "max_path_length",
         "max_path_depth",
+        "max_key_bytes",  # below
+        "max_findings",  # tests/test_untrusted_cost.py
+        "max_nesting_depth",  # tests/test_hostile_inputs.py
+        "max_operator_chars",  # tests/test_hostile_inputs.py (custody at the door)
+        "max_case_id_chars",
+        "max_reason_chars",
+        "max_window_bytes",  # tests/test_segment.py
     }
     assert {f.name for f in dataclasses.fields(Limits)} == tested | SEGMENT_CAPS
 
@@ -87,9 +94,11 @@ def test_verify_at_max_manifest_bytes_passes_one_byte_over_is_oversized(
     assert report.ok, report.failures
     report = check_bundle(bundle, _options(keys, max_manifest_bytes=size - 1))
     assert report.exit_code is ExitCode.FORMAT
-    (finding,) = report.failures
-    assert finding.code == "oversized"
-    assert f"manifest.json is {size} bytes, over the limit of {size - 1}" in finding.message
+    # manifest.json is refused unread, and so is the signed payload it copies.
+    copy, payload = report.failures
+    assert (copy.code, payload.code) == ("oversized", "manifest-invalid")
+    assert f"manifest.json is {size} bytes, over the limit of {size - 1}" in copy.message
+    assert f"manifest is {size} bytes, over the limit of {size - 1}" in payload.message
 
 
 # --------------------------------------------------------------------------- max_envelope_bytes
@@ -110,9 +119,11 @@ def test_verify_at_max_envelope_bytes_passes_one_byte_over_is_oversized(
     size = (bundle / layout.ENVELOPE_NAME).stat().st_size
     assert check_bundle(bundle, _options(keys, max_envelope_bytes=size)).ok
     report = check_bundle(bundle, _options(keys, max_envelope_bytes=size - 1))
-    assert report.exit_code is ExitCode.FORMAT
-    assert [f.code for f in report.failures] == ["oversized"]
+    # An envelope refused unread carries no signature: a format finding, and exit 3.
+    assert report.exit_code is ExitCode.SIGNATURE
+    assert [f.code for f in report.failures] == ["oversized", "unsigned"]
     assert "manifest.dsse.json" in report.failures[0].message
+    assert not report.manifest_examined
 
 
 def test_file_that_grows_past_the_cap_while_read_is_refused(
@@ -296,3 +307,24 @@ def test_dashboard_exactly_max_config_bytes_is_read_one_more_is_refused(tmp_path
     assert board.title == "Overview"
     with pytest.raises(InputError, match=f"larger than {size - 1} bytes"):
         read_dashboards(tmp_path, Limits(max_config_bytes=size - 1))
+
+
+# --------------------------------------------------------------------------- max_key_bytes
+
+
+def test_key_file_exactly_at_max_key_bytes_loads_one_byte_over_is_refused(
+    tmp_path: Path, keys: dict[KeyType, GeneratedKey]
+) -> None:
+    from bundlekit.errors import InputError
+    from bundlekit.keys import load_public_key
+    from bundlekit.limits import DEFAULT_LIMITS
+
+    cap = DEFAULT_LIMITS.max_key_bytes
+    pem = keys[ED].public_path.read_bytes()
+    at_cap = tmp_path / "at-cap.pub"
+    at_cap.write_bytes(pem + b"\n" * (cap - len(pem)))
+    assert load_public_key(at_cap).keyid == keys[ED].keyid
+    over = tmp_path / "over.pub"
+    over.write_bytes(pem + b"\n" * (cap - len(pem) + 1))
+    with pytest.raises(InputError, match=f"is larger than {cap} bytes"):
+        load_public_key(over)

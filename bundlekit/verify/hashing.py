@@ -26,7 +26,7 @@ class ParallelHasher:
         self._opener = opener
         self._lock = threading.Lock()
         self._done = {name: threading.Event() for name in self._queue}
-        self._results: dict[str, str | OSError] = {}
+        self._results: dict[str, str | Exception] = {}
         self._stopped = False
         self._threads = [
             threading.Thread(target=self._work, name=f"bundlekit-hash-{i}", daemon=True)
@@ -40,8 +40,13 @@ class ParallelHasher:
     def names(self) -> list[str]:
         return sorted(self._done)
 
-    def result(self, name: str) -> str | OSError:
-        """The file's digest, or the error that stopped it from being read."""
+    def result(self, name: str) -> str | Exception:
+        """The file's digest, or the error that stopped it from being read.
+
+        Any error is handed back rather than left to kill the thread: a file
+        swapped for a link after the listing (``LinkRefused``) must be a
+        finding, not a verifier that waits forever.
+        """
         self._done[name].wait()
         return self._results[name]
 
@@ -63,13 +68,16 @@ class ParallelHasher:
                 if self._stopped or not self._queue:
                     return
                 name = self._queue.pop()
-            result = self._hash(name)
+            try:
+                result = self._hash(name)
+            except Exception as exc:  # a waiter must never hang on a lost thread
+                result = exc
             if result is None:  # abandoned by stop(): a partial digest is no digest
                 return
             self._results[name] = result
             self._done[name].set()
 
-    def _hash(self, name: str) -> str | OSError | None:
+    def _hash(self, name: str) -> str | Exception | None:
         digest = hashlib.sha256()
         try:
             with self._opener(name) as stream:

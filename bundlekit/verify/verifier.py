@@ -248,8 +248,9 @@ def _check_files(
             continue
         digest = hasher.result(entry.name)
         report.files_checked += 1
-        if isinstance(digest, OSError):
-            report.fail(Category.INTEGRITY, "unreadable", f"cannot read file: {digest}", entry.name)
+        if isinstance(digest, Exception):
+            why = digest.message if isinstance(digest, BundlekitError) else str(digest)
+            report.fail(Category.INTEGRITY, "unreadable", f"cannot read file: {why}", entry.name)
             continue
         report.bytes_hashed += entry.size
         if digest != entry.sha256:
