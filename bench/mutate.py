@@ -56,18 +56,21 @@ _VERIFY_TESTS = [
     "tests/test_verify_gaps.py",
     "tests/test_boundaries.py",
     "tests/test_verify.py",
+    "tests/test_untrusted_cost.py",
+    "tests/test_untrusted_output.py",
 ]
 SELECTIONS: dict[str, list[str]] = {
     "bundlekit/verify/verifier.py": [*_VERIFY_TESTS, "tests/test_cli.py"],
     "bundlekit/verify/signatures.py": _VERIFY_TESTS,
     "bundlekit/verify/trust.py": _VERIFY_TESTS,
     "bundlekit/verify/source.py": _VERIFY_TESTS,
-    "bundlekit/format/dsse.py": ["tests/test_dsse.py", *_VERIFY_TESTS],
+    "bundlekit/format/dsse.py": ["tests/test_dsse.py", *_VERIFY_TESTS, "tests/test_fuzz.py"],
     "bundlekit/format/manifest.py": [
         "tests/test_manifest_gaps.py",
         *_VERIFY_TESTS,
         "tests/test_pack.py",
         "tests/test_schema.py",
+        "tests/test_fuzz.py",
     ],
     "bundlekit/format/layout.py": [
         "tests/test_manifest_gaps.py",
@@ -78,6 +81,7 @@ SELECTIONS: dict[str, list[str]] = {
     "bundlekit/format/segment.py": [
         "tests/test_segment.py",
         "tests/test_segment_gaps.py",
+        "tests/test_hostile_segments.py",
         "tests/test_verify.py",
         "tests/test_pack.py",
     ],
