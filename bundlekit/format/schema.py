@@ -65,14 +65,28 @@ def validate(document: Any) -> None:
         _manifest_validator.validate(document)  # type: ignore[no-untyped-call]  # generated
     except (JsonSchemaValueException, JsonSchemaValuesException) as exc:
         fast_message = str(exc)
+    except RecursionError:
+        # Both validators recurse per level, more deeply than the JSON parser that
+        # accepted the document; a real manifest nests seven levels at most.
+        raise _too_deep() from None
     else:
         return
-    problems = schema_errors(document) or [fast_message]
+    try:
+        problems = schema_errors(document) or [fast_message]
+    except RecursionError:
+        raise _too_deep() from None
     if problems:
         raise FormatError(
             "manifest does not match the bundlekit manifest schema:\n  " + "\n  ".join(problems),
             "the manifest was edited or written by an incompatible tool",
         )
+
+
+def _too_deep() -> FormatError:
+    return FormatError(
+        "manifest does not match the bundlekit manifest schema: it nests too deeply",
+        "the manifest was edited or written by an incompatible tool",
+    )
 
 
 GENERATED_HEADER = (
