@@ -398,7 +398,7 @@ def mutate_segment(seeds: list[bytes], rng: random.Random) -> bytes:
         return seed + extra if rng.random() < 0.7 else extra + seed
     data = seed
     for _ in range(rng.choice((1, 1, 2))):
-        if rng.random() < 0.5:
+        if data and rng.random() < 0.5:
             pos = rng.randrange(min(len(data), 18))  # the frame header and first block header
             buf = bytearray(data)
             buf[pos] ^= 1 << rng.randrange(8) if rng.random() < 0.7 else rng.randrange(256)
