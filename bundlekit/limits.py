@@ -32,6 +32,9 @@ class Limits:
     max_path_depth: int = 16
     #: Largest compressed-to-uncompressed ratio tolerated when decompressing.
     max_compression_ratio: int = 2_000
+    #: Largest manifest whose schema violations are all listed (by jsonschema, ~2 µs a byte);
+    #: a larger invalid manifest is refused with the first violation only, in milliseconds.
+    max_schema_listing_bytes: int = 64 * 1024
 
 
 DEFAULT_LIMITS = Limits()

@@ -20,6 +20,7 @@ import re
 import shutil
 import subprocess
 import sys
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,6 +35,7 @@ from bundlekit.format import canonical, layout, segment
 from bundlekit.format.dsse import Envelope
 from bundlekit.format.manifest import Custody, Manifest
 from bundlekit.keys import GeneratedKey, KeyType, load_public_key
+from bundlekit.limits import Limits
 from bundlekit.verify import TrustStore, VerificationReport, VerifyOptions, check_bundle
 from tests.bundles import pack_small, write_envelope
 
@@ -325,6 +327,35 @@ def test_manifest_nested_beyond_validator_recursion_is_format_error(seeds: Seeds
     doc["predicate"]["files"][0]["title"] = nested(950)  # and on jsonschema's listing path
     with pytest.raises(FormatError, match="manifest does not match"):
         Manifest.from_bytes(json.dumps(doc).encode())
+
+
+def test_large_invalid_manifest_is_refused_in_milliseconds_not_minutes(seeds: Seeds) -> None:
+    """jsonschema's full listing took 18 s for a 4 MB manifest with one bad size at its end."""
+    doc = seeds.document
+    segment_entry = next(f for f in doc["predicate"]["files"] if f["name"] == TRACES)
+    doc["predicate"]["files"] = [dict(segment_entry) for _ in range(10_000)]
+    doc["predicate"]["files"][-1]["size"] = -1
+    raw = json.dumps(doc).encode()
+    assert len(raw) > 3_000_000
+    started = time.perf_counter()
+    with pytest.raises(FormatError, match=r"files\[9999\]\.size"):
+        Manifest.from_bytes(raw)
+    assert time.perf_counter() - started < 3.0  # ~0.1 s alone; the full listing took 18 s
+
+
+def test_schema_violations_are_all_listed_up_to_the_listing_cap_only(seeds: Seeds) -> None:
+    doc = seeds.document
+    doc["predicate"]["files"][0]["size"] = -1
+    doc["predicate"]["files"][1]["uncompressedSize"] = -2
+    raw = canonical.dumps(doc)
+    at_cap = Limits(max_schema_listing_bytes=len(raw))
+    with pytest.raises(FormatError) as listed:
+        Manifest.from_bytes(raw, at_cap)
+    assert "-1 is less than" in listed.value.message and "-2 is less than" in listed.value.message
+    one_over = Limits(max_schema_listing_bytes=len(raw) - 1)
+    with pytest.raises(FormatError) as first_only:
+        Manifest.from_bytes(raw, one_over)
+    assert first_only.value.message.count("\n") == 1
 
 
 signature_items = st.one_of(

@@ -111,7 +111,7 @@ class Manifest:
                 f"manifest is {len(raw)} bytes, over the limit of {limits.max_manifest_bytes}"
             )
         document = canonical.loads(raw, "manifest")
-        schema.validate(document)
+        schema.validate(document, list_all=len(raw) <= limits.max_schema_listing_bytes)
         if not canonical.is_canonical_schema_valid(document, raw):
             raise FormatError(
                 "manifest is not in canonical JSON form (RFC 8785)",

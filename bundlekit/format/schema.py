@@ -53,8 +53,14 @@ def schema_errors(document: Any, limit: int = 20) -> list[str]:
     return lines
 
 
-def validate(document: Any) -> None:
-    """Raise FormatError listing every violation if ``document`` is not a valid manifest."""
+def validate(document: Any, *, list_all: bool = True) -> None:
+    """Raise FormatError if ``document`` is not a valid manifest.
+
+    The error lists every violation when ``list_all`` (jsonschema walks the whole
+    document in Python, seconds for a manifest of a few MB), else only the first
+    one the generated validator found: callers pass False for large manifests so
+    that refusing a hostile one costs milliseconds, not minutes.
+    """
     from bundlekit.format import _manifest_validator
     from bundlekit.format._validator_support import (
         JsonSchemaValueException,
@@ -72,7 +78,7 @@ def validate(document: Any) -> None:
     else:
         return
     try:
-        problems = schema_errors(document) or [fast_message]
+        problems = (schema_errors(document) if list_all else []) or [fast_message]
     except RecursionError:
         raise _too_deep() from None
     if problems:
