@@ -68,6 +68,8 @@ class Corpus:
     bundle: Path
     private_key: Path
     public_key: Path
+    #: A key nobody trusts, for mutated manifests that carry a signature all the same.
+    stranger_key: Path
 
     def read(self, name: str) -> bytes:
         return (self.bundle / name).read_bytes()
@@ -89,6 +91,7 @@ def build_corpus(work: Path) -> Corpus:
     from tests.bundles import FIXED_CREATED_NS, FIXED_ID, small_inputs
 
     key = generate_key(work / "fuzz")
+    stranger = generate_key(work / "stranger")
     options = PackOptions(
         created_ns=FIXED_CREATED_NS,
         bundle_id=FIXED_ID,
@@ -100,7 +103,7 @@ def build_corpus(work: Path) -> Corpus:
     pack_bundle(
         small_inputs(work / "inputs"), bundle, options, [load_private_key(key.private_path)]
     )
-    return Corpus(bundle, key.private_path, key.public_path)
+    return Corpus(bundle, key.private_path, key.public_path, stranger.private_path)
 
 
 # --------------------------------------------------------------------------- mutators
@@ -472,15 +475,17 @@ class BundleRunner:
         self.corpus = corpus
         self.mode = mode
         self.signer = load_private_key(corpus.private_key)
+        self.stranger = load_private_key(corpus.stranger_key)
         trust = TrustStore.of([load_public_key(corpus.public_key)])
         self.options = VerifyOptions(trust=trust, deep=True, workers=1)
 
-    def sign(self, payload: bytes) -> None:
+    def sign(self, payload: bytes, trusted: bool = True) -> None:
         from bundlekit.format.dsse import Envelope, Signature
         from bundlekit.format.manifest import PAYLOAD_TYPE
 
+        signer = self.signer if trusted else self.stranger
         envelope = Envelope(PAYLOAD_TYPE, payload)
-        signature = Signature(self.signer.keyid, self.signer.sign(envelope.pae()))
+        signature = Signature(signer.keyid, signer.sign(envelope.pae()))
         envelope = envelope.with_signature(signature)
         (self.bundle / "manifest.json").write_bytes(payload)
         (self.bundle / "signatures/manifest.dsse.json").write_bytes(envelope.to_bytes())
@@ -494,6 +499,12 @@ class BundleRunner:
             (self.bundle / "signatures/manifest.dsse.json").write_bytes(data)
         elif self.mode == "resigned":
             self.sign(data)
+        elif self.mode == "unsigned":  # no envelope, or one by a key nobody trusts
+            if hashlib.sha256(data).digest()[0] & 1:
+                self.sign(data, trusted=False)
+            else:
+                (self.bundle / "manifest.json").write_bytes(data)
+                (self.bundle / "signatures/manifest.dsse.json").unlink(missing_ok=True)
         else:  # segment: the mutated segment, described truthfully by a re-signed manifest
             (self.bundle / FUZZED_SEGMENT).write_bytes(data)
             doc = json.loads(self.corpus.manifest)
@@ -575,6 +586,14 @@ TARGETS: dict[str, Target] = {
             lambda c, w: BundleRunner(c, w, "envelope"),
             must_not_raise=True,
             doc="check_bundle --deep on a bundle whose envelope was mutated",
+        ),
+        Target(
+            "verify-unsigned",
+            lambda c: [c.manifest],
+            mutate_json_bytes,
+            lambda c, w: BundleRunner(c, w, "unsigned"),
+            must_not_raise=True,
+            doc="check_bundle --deep on a mutated manifest, unsigned or signed by an untrusted key",
         ),
         Target(
             "verify-resigned",
