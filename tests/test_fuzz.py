@@ -543,8 +543,9 @@ def test_resigned_mutated_manifests_give_a_report_never_an_exception(
     check()
 
 
-def test_mutated_manifests_signed_by_an_untrusted_key_never_pass(
-    seeds: Seeds, scratch: Path, trusted: VerifyOptions, other_key: GeneratedKey
+@pytest.mark.parametrize("signature", ["untrusted-key", "none"])
+def test_mutated_manifests_without_a_trusted_signature_never_pass(
+    seeds: Seeds, scratch: Path, trusted: VerifyOptions, other_key: GeneratedKey, signature: str
 ) -> None:
     edits = json_edits(seeds.document)
 
@@ -552,12 +553,17 @@ def test_mutated_manifests_signed_by_an_untrusted_key_never_pass(
     @given(st.data())
     def check(data: st.DataObject) -> None:
         payload = data.draw(json_text(data.draw(edits)))
-        signed_payloads(scratch, seeds, payload, other_key)
+        if signature == "none":
+            (scratch / layout.MANIFEST_NAME).write_bytes(payload)
+            (scratch / layout.ENVELOPE_NAME).unlink()
+        else:
+            signed_payloads(scratch, seeds, payload, other_key)
         try:
             report = check_bundle(scratch, trusted)
         finally:
             restore(scratch, seeds)
-        assert any(f.code == "threshold" for f in report.failures)
+        code = "unsigned" if signature == "none" else "threshold"
+        assert any(f.code == code for f in report.failures)
 
     check()
 
