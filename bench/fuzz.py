@@ -518,8 +518,29 @@ class BundleRunner:
             self.sign(canonical.dumps(doc))
         report = check_bundle(self.bundle, self.options)
         if report.ok:
+            self.check_accepted(data)
             return "report-ok"
         return "report:" + report.failures[0].code
+
+    def check_accepted(self, data: bytes) -> None:
+        """A bundle that passed must be one it is right to pass; else raise TamperedAccepted."""
+        from bundlekit.format.dsse import Envelope
+        from bundlekit.format.segment import iter_records
+
+        if self.mode == "unsigned":
+            raise TamperedAccepted("a manifest with no trusted signature passed")
+        if self.mode == "envelope" and Envelope.from_bytes(data).payload != self.corpus.manifest:
+            raise TamperedAccepted("an envelope whose payload changed passed")
+        if self.mode == "segment":
+            doc = json.loads(self.corpus.manifest)
+            entry = next(f for f in doc["predicate"]["files"] if f["name"] == FUZZED_SEGMENT)
+            records = sum(1 for _ in iter_records(io.BytesIO(data)))
+            if records != entry["requests"]:
+                raise TamperedAccepted(f"{records} requests passed for {entry['requests']}")
+
+
+class TamperedAccepted(Exception):
+    """check_bundle passed a bundle it should have failed (always counted as a crash)."""
 
 
 # --------------------------------------------------------------------------- targets
