@@ -531,6 +531,17 @@ class BundleRunner:
             raise TamperedAccepted("a manifest with no trusted signature passed")
         if self.mode == "envelope" and Envelope.from_bytes(data).payload != self.corpus.manifest:
             raise TamperedAccepted("an envelope whose payload changed passed")
+        if self.mode == "resigned":  # the trusted key signed it: it must describe the files
+            from bundlekit.format.manifest import Manifest
+
+            listed = {f.name: f.sha256 for f in Manifest.from_bytes(data).files}
+            present = {
+                p.relative_to(self.bundle).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+                for p in self.bundle.rglob("*")
+                if p.is_file() and p.parent.name != "signatures" and p.name != "manifest.json"
+            }
+            if listed != present:
+                raise TamperedAccepted("a manifest that does not describe the files passed")
         if self.mode == "segment":
             doc = json.loads(self.corpus.manifest)
             entry = next(f for f in doc["predicate"]["files"] if f["name"] == FUZZED_SEGMENT)
