@@ -83,15 +83,32 @@ class Corpus:
         return self.read("signatures/manifest.dsse.json")
 
 
-def build_corpus(work: Path) -> Corpus:
-    """Pack a small but complete bundle to take seeds from."""
+def _seeded_key(prefix: Path, seed: int, role: str) -> tuple[Path, Path]:
+    """An ed25519 key pair derived from the run's seed, so signatures (and inputs) repeat."""
+    from cryptography.hazmat.primitives import serialization as ser
+    from cryptography.hazmat.primitives.asymmetric import ed25519
+
+    secret = hashlib.sha256(f"bundlekit-fuzz/{seed}/{role}".encode()).digest()
+    key = ed25519.Ed25519PrivateKey.from_private_bytes(secret)
+    private, public = prefix.with_suffix(".key"), prefix.with_suffix(".pub")
+    private.write_bytes(
+        key.private_bytes(ser.Encoding.PEM, ser.PrivateFormat.PKCS8, ser.NoEncryption())
+    )
+    public.write_bytes(
+        key.public_key().public_bytes(ser.Encoding.PEM, ser.PublicFormat.SubjectPublicKeyInfo)
+    )
+    return private, public
+
+
+def build_corpus(work: Path, seed: int) -> Corpus:
+    """Pack a small but complete bundle to take seeds from (the same bytes for the same seed)."""
     from bundlekit.format.manifest import Custody
-    from bundlekit.keys import generate_key, load_private_key
+    from bundlekit.keys import load_private_key
     from bundlekit.pack import PackOptions, pack_bundle
     from tests.bundles import FIXED_CREATED_NS, FIXED_ID, small_inputs
 
-    key = generate_key(work / "fuzz")
-    stranger = generate_key(work / "stranger")
+    private, public = _seeded_key(work / "fuzz", seed, "trusted")
+    stranger, _ = _seeded_key(work / "stranger", seed, "stranger")
     options = PackOptions(
         created_ns=FIXED_CREATED_NS,
         bundle_id=FIXED_ID,
@@ -100,10 +117,8 @@ def build_corpus(work: Path) -> Corpus:
         custody=Custody("analyst", "CASE-1", "fuzzing seeds"),
     )
     bundle = work / "bundle"
-    pack_bundle(
-        small_inputs(work / "inputs"), bundle, options, [load_private_key(key.private_path)]
-    )
-    return Corpus(bundle, key.private_path, key.public_path, stranger.private_path)
+    pack_bundle(small_inputs(work / "inputs"), bundle, options, [load_private_key(private)])
+    return Corpus(bundle, private, public, stranger)
 
 
 # --------------------------------------------------------------------------- mutators
@@ -726,8 +741,8 @@ def save_crash(
     stem.with_suffix(".bin").write_bytes(data)
     trace = "".join(traceback.format_exception(exc))
     stem.with_suffix(".txt").write_text(
-        f"python bench/fuzz.py --replay {stem.with_suffix('.bin')} --target {target.name}"
-        f"  # seed {seed}, index {index}\n{trace}"
+        f"python bench/fuzz.py --replay {stem.with_suffix('.bin')} --target {target.name} "
+        f"--seed {seed}  # input {index}\n{trace}"
     )
 
 
@@ -739,7 +754,7 @@ def run(
 ) -> dict[str, Any]:
     work = Path(tempfile.mkdtemp(prefix="bundlekit-fuzz-corpus-"))
     try:
-        corpus = build_corpus(work)
+        corpus = build_corpus(work, seed)
         jobs = [
             (name, start, min(start + chunk, inputs))
             for name in targets
@@ -792,14 +807,14 @@ def _print_target(total: ChunkResult, wall: float, workers: int) -> None:
         f"{k}={total.outcomes[k]}" for k in kinds), flush=True)  # fmt: skip
 
 
-def replay(path: Path, target_name: str) -> int:
+def replay(path: Path, target_name: str, seed: int) -> int:
     """Run one saved input through its target and show what happens."""
     target = TARGETS[target_name]
     work = Path(tempfile.mkdtemp(prefix="bundlekit-fuzz-replay-"))
     try:
         (work / "corpus").mkdir()
         (work / "run").mkdir()
-        corpus = build_corpus(work / "corpus")
+        corpus = build_corpus(work / "corpus", seed)
         runner = target.runner(corpus, work / "run")
         try:
             print(runner(path.read_bytes()))
@@ -824,7 +839,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.replay:
         if not args.target or len(args.target) != 1:
             parser.error("--replay needs exactly one --target")
-        return replay(args.replay, args.target[0])
+        return replay(args.replay, args.target[0], args.seed)
     targets = args.target or list(TARGETS)
     began = time.perf_counter()
     results = run(targets, args.inputs, args.seed, args.workers, args.crashes)
