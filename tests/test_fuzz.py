@@ -329,6 +329,40 @@ def test_manifest_nested_beyond_validator_recursion_is_format_error(seeds: Seeds
         Manifest.from_bytes(json.dumps(doc).encode())
 
 
+TOTALS_EDITS = {
+    "uncompressed-size": ("totals", "uncompressedSize"),
+    "signal-files": ("totals", "signals", "traces", "files"),
+    "signal-requests": ("totals", "signals", "logs", "requests"),
+    "signal-records": ("totals", "signals", "metrics", "records"),
+}
+
+
+@pytest.mark.parametrize("edit", sorted(TOTALS_EDITS))
+def test_manifest_whose_totals_do_not_add_up_is_a_format_error(seeds: Seeds, edit: str) -> None:
+    """Found by fuzzing: only totals.files and totals.size were checked against the files."""
+    doc = seeds.document
+    node = doc["predicate"]
+    *path, last = TOTALS_EDITS[edit]
+    for step in path:
+        node = node[step]
+    node[last] += 1
+    with pytest.raises(FormatError, match="do not add up"):
+        Manifest.from_bytes(canonical.dumps(doc))
+
+
+def test_manifest_whose_services_are_not_the_files_union_is_a_format_error(seeds: Seeds) -> None:
+    doc = seeds.document
+    assert doc["predicate"]["services"]
+    doc["predicate"]["services"] = doc["predicate"]["services"][1:]
+    with pytest.raises(FormatError, match="services are not"):
+        Manifest.from_bytes(canonical.dumps(doc))
+    doc = seeds.document
+    del doc["predicate"]["totals"]["signals"]["logs"]
+    with pytest.raises(FormatError, match="logs totals"):
+        Manifest.from_bytes(canonical.dumps(doc))
+    assert Manifest.from_bytes(seeds.manifest).files  # the packed manifest itself adds up
+
+
 def test_large_invalid_manifest_is_refused_in_milliseconds_not_minutes(seeds: Seeds) -> None:
     """jsonschema's full listing took 18 s for a 4 MB manifest with one bad size at its end."""
     doc = seeds.document
