@@ -74,6 +74,9 @@ class Limits:
     #: besides its output.  bundlekit's writer (levels 1-19) never asks for more
     #: than 8 MiB, at any segment size.
     max_window_bytes: int = 8 * MiB
+    #: Largest manifest whose schema violations are all listed (by jsonschema, ~2 µs a byte);
+    #: a larger invalid manifest is refused with the first violation only, in milliseconds.
+    max_schema_listing_bytes: int = 64 * 1024
 
     @property
     def max_stored_segment_bytes(self) -> int:

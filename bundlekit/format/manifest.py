@@ -111,7 +111,7 @@ class Manifest:
                 f"manifest is {len(raw)} bytes, over the limit of {limits.max_manifest_bytes}"
             )
         document = canonical.loads(raw, "manifest")
-        schema.validate(document)
+        schema.validate(document, list_all=len(raw) <= limits.max_schema_listing_bytes)
         if not canonical.is_canonical_schema_valid(document, raw):
             raise FormatError(
                 "manifest is not in canonical JSON form (RFC 8785)",
@@ -262,11 +262,35 @@ def _check_consistency(document: dict[str, Any], files: tuple[FileEntry, ...]) -
             and (entry.earliest_ns > entry.latest_ns)
         ):
             problems.append(f"{entry.name}: window ends before it starts")
-    totals = document["predicate"]["totals"]
-    if totals["files"] != len(files) or totals["size"] != sum(f.size for f in files):
+    predicate = document["predicate"]
+    totals = predicate["totals"]
+    if (
+        totals["files"] != len(files)
+        or totals["size"] != sum(f.size for f in files)
+        or totals["uncompressedSize"] != sum(f.uncompressed_size for f in files)
+    ):
         problems.append("totals do not add up to the listed files")
+    problems.extend(_signal_total_problems(totals["signals"], files))
+    if predicate["services"] != sorted({s for f in files for s in f.services}):
+        problems.append("services are not the sorted union of the files' services")
     if problems:
         raise FormatError(
             "manifest is inconsistent:\n  " + "\n  ".join(problems),
             "the manifest was edited or written by an incompatible tool",
         )
+
+
+def _signal_total_problems(signals: dict[str, Any], files: tuple[FileEntry, ...]) -> list[str]:
+    """Per-signal totals must count exactly that signal's files (inspect shows them as is)."""
+    problems = []
+    for signal in SIGNALS:
+        mine = [f for f in files if f.signal is signal]
+        stated = signals.get(signal.value)
+        if not mine:
+            if stated is not None:
+                problems.append(f"totals list {signal.value} but no {signal.value} file")
+            continue
+        counted = (len(mine), sum(f.requests or 0 for f in mine), sum(f.records or 0 for f in mine))
+        if stated is None or (stated["files"], stated["requests"], stated["records"]) != counted:
+            problems.append(f"{signal.value} totals do not add up to its files")
+    return problems

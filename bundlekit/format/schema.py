@@ -53,8 +53,14 @@ def schema_errors(document: Any, limit: int = 20) -> list[str]:
     return lines
 
 
-def validate(document: Any) -> None:
-    """Raise FormatError listing every violation if ``document`` is not a valid manifest."""
+def validate(document: Any, *, list_all: bool = True) -> None:
+    """Raise FormatError if ``document`` is not a valid manifest.
+
+    The error lists every violation when ``list_all`` (jsonschema walks the whole
+    document in Python, seconds for a manifest of a few MB), else only the first
+    one the generated validator found: callers pass False for large manifests so
+    that refusing a hostile one costs milliseconds, not minutes.
+    """
     from bundlekit.format import _manifest_validator
     from bundlekit.format._validator_support import (
         JsonSchemaValueException,
@@ -65,14 +71,28 @@ def validate(document: Any) -> None:
         _manifest_validator.validate(document)  # type: ignore[no-untyped-call]  # generated
     except (JsonSchemaValueException, JsonSchemaValuesException) as exc:
         fast_message = str(exc)
+    except RecursionError:
+        # Both validators recurse per level, more deeply than the JSON parser that
+        # accepted the document; a real manifest nests seven levels at most.
+        raise _too_deep() from None
     else:
         return
-    problems = schema_errors(document) or [fast_message]
+    try:
+        problems = (schema_errors(document) if list_all else []) or [fast_message]
+    except RecursionError:
+        raise _too_deep() from None
     if problems:
         raise FormatError(
             "manifest does not match the bundlekit manifest schema:\n  " + "\n  ".join(problems),
             "the manifest was edited or written by an incompatible tool",
         )
+
+
+def _too_deep() -> FormatError:
+    return FormatError(
+        "manifest does not match the bundlekit manifest schema: it nests too deeply",
+        "the manifest was edited or written by an incompatible tool",
+    )
 
 
 GENERATED_HEADER = (
