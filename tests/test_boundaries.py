@@ -70,6 +70,7 @@ def test_every_limit_has_a_boundary_test_here_or_in_test_segment() -> None:
         "max_case_id_chars",
         "max_reason_chars",
         "max_window_bytes",  # tests/test_segment.py
+        "max_schema_listing_bytes",  # tests/test_fuzz.py
     }
     assert {f.name for f in dataclasses.fields(Limits)} == tested | SEGMENT_CAPS
 

@@ -6,8 +6,8 @@ mutation makes a tampered bundle pass. The long run is ``bench/fuzz.py``
 (docs/performance.md, "Fuzzing"); this suite is its few-second, deterministic
 cut for CI. A new parser (the archive reader) is one entry in ``PARSERS``.
 
-Known bugs in code other branches own are pinned by strict xfails at the end:
-they turn red when the fix merges, and the marker is then removed.
+The tests at the end pin the Unicode bugs the fuzzer found (a JSON-escaped lone
+surrogate crashing the canonical check, DSSE's PAE and verify's text output).
 """
 
 from __future__ import annotations
@@ -674,11 +674,6 @@ def escaped_json(doc: Any) -> bytes:
     return _SURROGATE.sub(lambda m: f"\\u{ord(m.group()):04x}", text).encode("utf-8")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a JSON-escaped lone surrogate in a free-text field raises UnicodeEncodeError in "
-    "canonical.is_canonical_schema_valid, fixed on branch h/untrusted",
-)
 @QUICK
 @given(where=st.sampled_from(FREE_TEXT), text=ANY_TEXT)
 def test_any_text_in_a_free_text_manifest_field_is_accepted_or_a_format_error(
@@ -693,11 +688,6 @@ def test_any_text_in_a_free_text_manifest_field_is_accepted_or_a_format_error(
         text.encode("utf-8")  # accepted text is valid Unicode
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a JSON-escaped lone surrogate in payloadType raises UnicodeEncodeError in dsse.pae, "
-    "fixed on branch h/untrusted",
-)
 @QUICK
 @given(payload_type=ANY_TEXT, keyid=ANY_TEXT)
 def test_any_text_as_payload_type_or_keyid_is_accepted_or_a_format_error(
@@ -718,19 +708,11 @@ def manifest_with_escaped_surrogate(seeds: Seeds) -> bytes:
     return canonical.dumps(doc).replace(b"@OPERATOR@", LONE_SURROGATE_OPERATOR.encode())
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="UnicodeEncodeError in canonical.is_canonical_schema_valid, fixed on branch h/untrusted",
-)
 def test_manifest_with_escaped_lone_surrogate_is_a_format_error(seeds: Seeds) -> None:
     with pytest.raises(FormatError):
         Manifest.from_bytes(manifest_with_escaped_surrogate(seeds))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="check_bundle raises UnicodeEncodeError (canonical.py), fixed on branch h/untrusted",
-)
 def test_signed_manifest_with_escaped_lone_surrogate_gives_a_report(
     seeds: Seeds, scratch: Path, trusted: VerifyOptions
 ) -> None:
@@ -742,11 +724,6 @@ def test_signed_manifest_with_escaped_lone_surrogate_gives_a_report(
     assert report.exit_code is ExitCode.FORMAT, report.failures
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="check_bundle raises UnicodeEncodeError on an unsigned manifest (canonical.py), "
-    "fixed on branch h/untrusted",
-)
 def test_unsigned_manifest_with_escaped_lone_surrogate_gives_a_report(
     seeds: Seeds, scratch: Path, trusted: VerifyOptions
 ) -> None:
@@ -759,20 +736,12 @@ def test_unsigned_manifest_with_escaped_lone_surrogate_gives_a_report(
     assert report.exit_code in (ExitCode.SIGNATURE, ExitCode.FORMAT), report.failures
 
 
-@pytest.mark.xfail(
-    strict=True, reason="UnicodeEncodeError in dsse.pae, fixed on branch h/untrusted"
-)
 def test_envelope_with_lone_surrogate_payload_type_is_a_format_error() -> None:
     data = b'{"payload":"","payloadType":"\\ud800","signatures":[]}'
     with pytest.raises(FormatError):
         Envelope.from_bytes(data).pae()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="verify's text output raises UnicodeEncodeError (internal error, exit 1) on a "
-    "signature key id holding a lone surrogate, fixed on branch h/untrusted",
-)
 def test_verify_text_output_survives_a_lone_surrogate_key_id(seeds: Seeds, tmp_path: Path) -> None:
     bundle = tmp_path / "bundle"
     shutil.copytree(seeds.bundle, bundle)

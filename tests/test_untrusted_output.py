@@ -74,6 +74,8 @@ def hostile(tmp_path_factory: pytest.TempPathFactory, keys: dict[KeyType, Genera
     for item in predicate["files"]:
         if item["role"] == "dashboard":
             item["title"] = EVIL
+        if item["role"] == "traces":  # services must be the union of the files' services
+            item["services"] = sorted([*item["services"], EVIL])
     raw = canonical.dumps(doc)
     (bundle / layout.MANIFEST_NAME).write_bytes(raw)
     signer = load_private_key(keys[ED].private_path)
