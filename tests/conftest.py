@@ -40,3 +40,25 @@ def run_cli() -> Callable[..., tuple[int, str, str]]:
         return result.exit_code, result.stdout, result.stderr
 
     return run
+
+
+@pytest.fixture(scope="session")
+def signed_bundle(
+    tmp_path_factory: pytest.TempPathFactory, keys: dict[KeyType, GeneratedKey]
+) -> Path:
+    """A small three-signal bundle signed by the Ed25519 test key; read it, never change it."""
+    from tests.bundles import pack_small
+
+    root = tmp_path_factory.mktemp("signed")
+    pack_small(root / "in", root / "bundle", keys[KeyType.ED25519])
+    return root / "bundle"
+
+
+@pytest.fixture
+def bundle(signed_bundle: Path, tmp_path: Path) -> Path:
+    """A fresh copy of :func:`signed_bundle` that a test may tamper with."""
+    import shutil
+
+    copy = tmp_path / "bundle"
+    shutil.copytree(signed_bundle, copy)
+    return copy

@@ -11,7 +11,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import shutil
 from pathlib import Path
 
 import pytest
@@ -26,27 +25,10 @@ from bundlekit.keys import GeneratedKey, KeyType
 from bundlekit.limits import DEFAULT_LIMITS, Limits
 from bundlekit.verify import VerifyOptions, check_bundle
 from bundlekit.verify.source import DirectorySource
-from tests.bundles import pack_small
 
 ED = KeyType.ED25519
 #: Caps tested elsewhere (test_segment.py), with the segment reader.
 SEGMENT_CAPS = {"max_segment_bytes", "max_request_bytes", "max_compression_ratio"}
-
-
-@pytest.fixture(scope="module")
-def signed_bundle(
-    tmp_path_factory: pytest.TempPathFactory, keys: dict[KeyType, GeneratedKey]
-) -> Path:
-    root = tmp_path_factory.mktemp("boundaries")
-    pack_small(root / "in", root / "bundle", keys[ED])
-    return root / "bundle"
-
-
-@pytest.fixture
-def bundle(signed_bundle: Path, tmp_path: Path) -> Path:
-    copy = tmp_path / "bundle"
-    shutil.copytree(signed_bundle, copy)
-    return copy
 
 
 def _options(keys: dict[KeyType, GeneratedKey], **caps: int) -> VerifyOptions:

@@ -24,7 +24,6 @@ from pathlib import Path
 import pytest
 
 from bundlekit.errors import InputError
-from bundlekit.keys import GeneratedKey, KeyType
 from bundlekit.limits import DEFAULT_LIMITS
 from bundlekit.nesting import check_json_depth, check_yaml_depth
 from tests.conftest import ROOT, SAMPLE_OTLP
@@ -103,17 +102,6 @@ def test_special_file_as_pack_input_is_refused_without_hanging(
         _refused(code, err, kind, path)
     assert not out.exists()
     assert [p for p in tmp_path.iterdir() if p.name.startswith(".out")] == []
-
-
-@pytest.fixture(scope="module")
-def signed_bundle(
-    tmp_path_factory: pytest.TempPathFactory, keys: dict[KeyType, GeneratedKey]
-) -> Path:
-    from tests.bundles import pack_small
-
-    folder = tmp_path_factory.mktemp("signed")
-    pack_small(folder / "in", folder / "b", keys[KeyType.ED25519])
-    return folder / "b"
 
 
 @NO_HANG

@@ -17,7 +17,6 @@ from __future__ import annotations
 import base64
 import json
 import os
-import shutil
 import subprocess
 import sys
 from collections.abc import Callable
@@ -42,27 +41,11 @@ from bundlekit.verify import (
     open_unverified,
     verify_bundle,
 )
-from tests.bundles import pack_small, write_envelope
+from tests.bundles import write_envelope
 
 Run = Callable[..., tuple[int, str, str]]
 ED = KeyType.ED25519
 MiB = 1024 * 1024
-
-
-@pytest.fixture(scope="module")
-def signed_bundle(
-    tmp_path_factory: pytest.TempPathFactory, keys: dict[KeyType, GeneratedKey]
-) -> Path:
-    root = tmp_path_factory.mktemp("cost")
-    pack_small(root / "in", root / "bundle", keys[ED])
-    return root / "bundle"
-
-
-@pytest.fixture
-def bundle(signed_bundle: Path, tmp_path: Path) -> Path:
-    copy = tmp_path / "bundle"
-    shutil.copytree(signed_bundle, copy)
-    return copy
 
 
 def _document(bundle: Path) -> dict[str, Any]:

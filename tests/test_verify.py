@@ -21,22 +21,6 @@ from tests.bundles import pack_small, write_envelope
 ED = KeyType.ED25519
 
 
-@pytest.fixture(scope="module")
-def signed_bundle(
-    tmp_path_factory: pytest.TempPathFactory, keys: dict[KeyType, GeneratedKey]
-) -> Path:
-    root = tmp_path_factory.mktemp("signed")
-    pack_small(root / "in", root / "bundle", keys[ED])
-    return root / "bundle"
-
-
-@pytest.fixture
-def bundle(signed_bundle: Path, tmp_path: Path) -> Path:
-    copy = tmp_path / "bundle"
-    shutil.copytree(signed_bundle, copy)
-    return copy
-
-
 @pytest.mark.parametrize("kind", list(KeyType))
 def test_round_trip_with_every_key_type(
     tmp_path: Path, keys: dict[KeyType, GeneratedKey], kind: KeyType

@@ -28,26 +28,10 @@ from bundlekit.keys import GeneratedKey, KeyType, load_private_key, load_public_
 from bundlekit.limits import Limits
 from bundlekit.verify import TrustStore, VerifyOptions, check_bundle, verify_bundle
 from bundlekit.verify.signatures import check_signatures
-from tests.bundles import pack_small, write_envelope
+from tests.bundles import write_envelope
 
 ED = KeyType.ED25519
 P256 = KeyType.ECDSA_P256
-
-
-@pytest.fixture(scope="module")
-def signed_bundle(
-    tmp_path_factory: pytest.TempPathFactory, keys: dict[KeyType, GeneratedKey]
-) -> Path:
-    root = tmp_path_factory.mktemp("gaps")
-    pack_small(root / "in", root / "bundle", keys[ED])
-    return root / "bundle"
-
-
-@pytest.fixture
-def bundle(signed_bundle: Path, tmp_path: Path) -> Path:
-    copy = tmp_path / "bundle"
-    shutil.copytree(signed_bundle, copy)
-    return copy
 
 
 def _trust(keys: dict[KeyType, GeneratedKey], *kinds: KeyType) -> VerifyOptions:
