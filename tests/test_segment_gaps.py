@@ -307,3 +307,11 @@ def test_frame_cut_right_after_an_empty_last_block_is_missing_only_its_checksum(
     assert list(iter_records(io.BytesIO(blob + zf.checksum(bytes(8))))) == [b"", b""]
     with pytest.raises(FormatError, match="ends before its 4-byte checksum"):
         list(iter_records(io.BytesIO(blob)))
+
+
+def test_window_limit_below_zstds_1_kib_minimum_still_reads_a_frame_within_it() -> None:
+    # zstd refuses a decoder window cap under 1 KiB; a smaller limit is checked at the header.
+    blob = compress_segment(frame(b"x" * 100))  # single-segment frame: a 104-byte window
+    assert list(iter_records(io.BytesIO(blob), Limits(max_window_bytes=104))) == [b"x" * 100]
+    with pytest.raises(FormatError, match="104-byte window, over the limit of 103"):
+        list(iter_records(io.BytesIO(blob), Limits(max_window_bytes=103)))
