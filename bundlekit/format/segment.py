@@ -41,6 +41,7 @@ _MAX_HEADER = 18
 #: No zstd block regenerates more than this (Block_Maximum_Size).
 _MAX_BLOCK = 128 * 1024
 _CHECKSUM_BYTES = 4
+_BLOCK_HEADER_BYTES = 3
 _REWRITE_HINT = "the file is corrupt or was tampered with"
 _FOREIGN_HINT = "bundlekit segments always have one; the file was not written by bundlekit"
 
@@ -312,21 +313,23 @@ class _FrameWalker:
         self._pos = 0
         self._max_block = header.max_block
         #: Bytes before the next block header (or the frame's end, after the last
-        #: block); the frame header comes first.
+        #: block), the current block's own header included; the frame header first.
         self._left = header.size
         self._last = False
         self.done = False
 
     def read(self, size: int = -1, /) -> bytes:
-        want = size if size > 0 else _READ_CHUNK
+        """At most ``size`` bytes of the frame (b"" for 0 and after the frame's end).
+
+        io's contract, which a decoder may rely on: never more than asked for, so
+        a block header is handed on like any other bytes, not in one piece.  A
+        negative size reads one chunk, not the rest of a possibly huge frame.
+        """
+        want = size if size >= 0 else _READ_CHUNK
         parts: list[bytes] = []
         while want > 0 and not self.done:
             if self._left == 0:
-                header = self._take_exact(3)
-                self._begin_block(header)
-                parts.append(header)
-                want -= 3
-                continue
+                self._begin_block(self._peek(_BLOCK_HEADER_BYTES))
             part = self._take(min(self._left, want))
             parts.append(part)
             self._left -= len(part)
@@ -355,7 +358,8 @@ class _FrameWalker:
                 f"{self._max_block}-byte maximum",
                 _REWRITE_HINT,
             )
-        self._left = 1 if kind == 1 else size  # an RLE block stores one byte
+        # The header itself is handed on too; an RLE block stores one byte.
+        self._left = _BLOCK_HEADER_BYTES + (1 if kind == 1 else size)
         if last:
             # check_frame_header refused frames without a checksum, so it always follows.
             self._last = True
@@ -372,13 +376,15 @@ class _FrameWalker:
         self._pos += len(part)
         return part
 
-    def _take_exact(self, size: int) -> bytes:
-        parts = []
-        while size:
-            part = self._take(size)
-            parts.append(part)
-            size -= len(part)
-        return b"".join(parts)
+    def _peek(self, size: int) -> bytes:
+        """The next ``size`` bytes of the frame, left in place; refuses a source that ends first."""
+        while len(self._buf) - self._pos < size:
+            more = self._stream.read(_READ_CHUNK)
+            if not more:
+                raise self._truncated()
+            self._buf = self._buf[self._pos :] + more
+            self._pos = 0
+        return self._buf[self._pos : self._pos + size]
 
     def _truncated(self) -> FormatError:
         if self._last and self._left <= _CHECKSUM_BYTES:
