@@ -53,8 +53,19 @@ if _TARGET and _OUT:
     threading.settrace(_global)
 
 
+def _retrace() -> None:
+    """Put the tracer back: a test may replace it (hypothesis does, for its explain phase).
+
+    Without this every test after the first hypothesis test would look as if it
+    ran no line of the target, and its mutants would go untested by it.
+    """
+    if _TARGET and _OUT and sys.gettrace() is not _global:
+        sys.settrace(_global)
+
+
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_setup(item: pytest.Item) -> Generator[None, None, None]:
+    _retrace()
     _context[0] = f"setup {item.nodeid}"
     yield
     _context[0] = "<between>"
@@ -62,6 +73,7 @@ def pytest_runtest_setup(item: pytest.Item) -> Generator[None, None, None]:
 
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_call(item: pytest.Item) -> Generator[None, None, None]:
+    _retrace()
     _context[0] = f"call {item.nodeid}"
     yield
     _context[0] = "<between>"

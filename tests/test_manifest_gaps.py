@@ -8,10 +8,14 @@ windows that start and end on the same nanosecond.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from bundlekit.errors import FormatError
+from bundlekit.format import canonical
 from bundlekit.format.layout import MEDIA_TYPES, Role, segment_name
 from bundlekit.format.manifest import (
     PROFILES,
@@ -157,3 +161,48 @@ def test_signed_manifest_listing_a_json_attachment_is_consistent(tmp_path: Path)
     )
     manifest = _build(_segment(), entry)
     assert [f.role for f in manifest.files] == [Role.ATTACHMENT, Role.TRACES]
+
+
+def _one_metrics_file_document() -> dict[str, Any]:
+    """A valid manifest document with metrics only: no traces and no logs file."""
+    entry = FileEntry(
+        name=segment_name(Signal.METRICS, 1),
+        role=Role.METRICS,
+        media_type=MEDIA_TYPES[Role.METRICS],
+        sha256=SHA,
+        size=100,
+        uncompressed_size=400,
+        requests=2,
+        records=10,
+        earliest_ns=1_000_000_000,
+        latest_ns=2_000_000_000,
+        services=("svc",),
+    )
+    manifest = build_manifest(
+        [entry],
+        bundle_id=FIXED_ID,
+        created_ns=FIXED_CREATED_NS,
+        producer={"tool": "bundlekit", "version": "0", "python": "3", "platform": "x"},
+        profile="default",
+        custody=Custody(),
+        retain_until="2027-01-01",
+        retention_basis="profile",
+    )
+    document: dict[str, Any] = json.loads(manifest.raw)
+    return document
+
+
+def test_totals_for_a_signal_without_files_are_refused() -> None:
+    document = _one_metrics_file_document()
+    document["predicate"]["totals"]["signals"]["logs"] = {"files": 0, "requests": 0, "records": 0}
+    with pytest.raises(FormatError, match="totals list logs but no logs file"):
+        Manifest.from_bytes(canonical.dumps(document))
+
+
+def test_totals_of_a_later_signal_are_checked_after_a_signal_without_files() -> None:
+    """Traces come first and have no file here; metrics' wrong totals must still be caught."""
+    document = _one_metrics_file_document()
+    assert Manifest.from_bytes(canonical.dumps(document)).files  # as built, it adds up
+    document["predicate"]["totals"]["signals"]["metrics"]["records"] += 1
+    with pytest.raises(FormatError, match="metrics totals do not add up"):
+        Manifest.from_bytes(canonical.dumps(document))
