@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
@@ -142,18 +142,25 @@ def find_proxy(
 
 def _grpc_proxy(host: str, env: Mapping[str, str]) -> tuple[str, str | None] | None:
     """grpc-core's rule (http_proxy_mapper.cc): the first variable *set* wins; empty = none."""
-    for variable in GRPC_PROXY_VARIABLES:
-        if variable in env:
-            break
-    else:
+    return _env_proxy(host, env, GRPC_PROXY_VARIABLES, GRPC_NO_PROXY_VARIABLES, _grpc_bypassed)
+
+
+def _env_proxy(
+    host: str,
+    env: Mapping[str, str],
+    variables: Iterable[str],
+    bypass_variables: Iterable[str],
+    bypassed: Callable[[str, str], bool],
+) -> tuple[str, str | None] | None:
+    """The shape both rules share: the first proxy variable *set* wins (empty means none),
+    and the first bypass variable set decides, with ``bypassed``, whether it applies to ``host``.
+    """
+    variable = next((v for v in variables if v in env), None)
+    if variable is None or not env[variable]:
         return None
-    if not env[variable]:
-        return None
-    for bypass in GRPC_NO_PROXY_VARIABLES:
-        if bypass in env:
-            if _grpc_bypassed(host, env[bypass]):
-                return bypass, None
-            break
+    bypass = next((b for b in bypass_variables if b in env), None)
+    if bypass is not None and bypassed(host, env[bypass]):
+        return bypass, None
     return variable, env[variable]
 
 
@@ -179,19 +186,7 @@ def _grpc_bypassed(host: str, entries: str) -> bool:
 def _http_proxy(tls: bool, host: str, env: Mapping[str, str]) -> tuple[str, str | None] | None:
     """curl's and urllib's rule: the scheme's variable, lower case before upper case."""
     name = "https_proxy" if tls else "http_proxy"
-    for variable in (name, name.upper()):
-        if variable in env:
-            break
-    else:
-        return None
-    if not env[variable]:
-        return None
-    for bypass in ("no_proxy", "NO_PROXY"):
-        if bypass in env:
-            if _curl_bypassed(host, env[bypass]):
-                return bypass, None
-            break
-    return variable, env[variable]
+    return _env_proxy(host, env, (name, name.upper()), ("no_proxy", "NO_PROXY"), _curl_bypassed)
 
 
 def _curl_bypassed(host: str, entries: str) -> bool:
