@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
-from bundlekit.errors import InputError, IOFailure, UsageError
+from bundlekit.errors import InputError, IOFailure, UsageError, translate_os_errors
 
 #: Staging directories are ``.NAME.partial-XXXXXXXX``; their lock is the same name + ``.lock``.
 _STAGING_NAME = re.compile(r"^\..+\.partial-[0-9a-f]{8}$")
@@ -132,7 +132,7 @@ def changed_while_read(path: Path, what: str) -> IOFailure:
 
 def check_unchanged(handle: BinaryIO, stamp: FileStamp, path: Path, what: str) -> None:
     """Raise :func:`changed_while_read` if the open file is no longer what was opened."""
-    with _reading(path, what):
+    with translate_os_errors(f"read {what}", path):
         now = FileStamp.of(os.fstat(handle.fileno()))
     if now != stamp:
         raise changed_while_read(path, what)
@@ -158,12 +158,19 @@ def check_same_file(path: Path, stamp: FileStamp, what: str) -> None:
         raise changed_while_read(path, what)
 
 
-@contextmanager
-def _reading(path: Path, what: str) -> Iterator[None]:
-    try:
-        yield
-    except OSError as exc:
-        raise IOFailure.from_oserror(exc, f"read {what}", path) from exc
+def reopen_unchanged(path: Path, expect: FileStamp, what: str) -> BinaryIO:
+    """Open ``path`` again for reading; it must be the very file ``expect`` was taken from.
+
+    For a file read in two passes, or stamped early and copied late: a file
+    that vanished, was replaced or was modified in between is refused
+    (:class:`IOFailure`), as are FIFOs and devices (:func:`open_regular`).
+    """
+    check_same_file(path, expect, what)
+    handle, stamp = open_regular(path, what)
+    if stamp != expect:
+        handle.close()
+        raise changed_while_read(path, what)
+    return handle
 
 
 def read_regular(path: Path, what: str, max_bytes: int) -> bytes:
@@ -172,7 +179,7 @@ def read_regular(path: Path, what: str, max_bytes: int) -> bytes:
     with handle:
         if stamp.size > max_bytes:
             raise InputError(f"{what} {path} is larger than {max_bytes} bytes")
-        with _reading(path, what):
+        with translate_os_errors(f"read {what}", path):
             data = handle.read(max_bytes + 1)
         if len(data) > max_bytes:
             raise changed_while_read(path, what)  # it grew past its stat size while we read

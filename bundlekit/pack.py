@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from bundlekit._version import __version__
-from bundlekit.errors import FormatError, InputError, IOFailure, UsageError, translate_os_errors
+from bundlekit.errors import FormatError, InputError, UsageError, translate_os_errors
 from bundlekit.format import layout
 from bundlekit.format.dsse import Envelope, Signature
 from bundlekit.format.layout import Role
@@ -35,10 +35,10 @@ from bundlekit.format.writer import DEFAULT_SEGMENT_TARGET, SegmentWriter
 from bundlekit.fsutil import (
     FileStamp,
     changed_while_read,
-    check_same_file,
     check_unchanged,
     clean_stale_staging,
     open_regular,
+    reopen_unchanged,
     staged_directory,
     write_file_synced,
 )
@@ -359,25 +359,18 @@ def _copy_attachment(root: Path, name: str, source: Path, expect: FileStamp) -> 
     target = root / name
     target.parent.mkdir(parents=True, exist_ok=True)
     size = 0
-    check_same_file(source, expect, "attachment")
-    src, stamp = open_regular(source, "attachment")
-    if stamp != expect:
-        src.close()
-        raise changed_while_read(source, "attachment")
-    with src, open(target, "xb") as dst:
+    with reopen_unchanged(source, expect, "attachment") as src, open(target, "xb") as dst:
         while True:
-            try:
+            with translate_os_errors("read attachment", source):
                 chunk = src.read(_COPY_CHUNK)
-            except OSError as exc:
-                raise IOFailure.from_oserror(exc, "read attachment", source) from exc
             if not chunk:
                 break
             digest.update(chunk)
             dst.write(chunk)
             size += len(chunk)
-        if size != stamp.size:
+        if size != expect.size:
             raise changed_while_read(source, "attachment")
-        check_unchanged(src, stamp, source, "attachment")
+        check_unchanged(src, expect, source, "attachment")
         dst.flush()
         os.fsync(dst.fileno())
     return FileEntry(

@@ -13,19 +13,12 @@ Two on-disk forms are accepted, told apart by the first byte:
 from __future__ import annotations
 
 from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from bundlekit.errors import InputError, IOFailure
+from bundlekit.errors import InputError, translate_os_errors
 from bundlekit.format.segment import FRAME_HEADER_BYTES
-from bundlekit.fsutil import (
-    FileStamp,
-    changed_while_read,
-    check_same_file,
-    check_unchanged,
-    open_regular,
-)
+from bundlekit.fsutil import FileStamp, check_unchanged, open_regular, reopen_unchanged
 from bundlekit.limits import DEFAULT_LIMITS, Limits
 from bundlekit.otlp.signals import SIGNALS, Signal
 
@@ -48,14 +41,12 @@ def iter_input_requests(
     written would otherwise be packed half old, half new.
     """
     if expect is not None:
-        check_same_file(path, expect, "input file")
-    handle, stamp = open_regular(path, "input file")
-    if expect is not None and stamp != expect:
-        handle.close()
-        raise changed_while_read(path, "input file")
+        handle, stamp = reopen_unchanged(path, expect, "input file"), expect
+    else:
+        handle, stamp = open_regular(path, "input file")
     try:
         try:
-            with _reading(path):
+            with translate_os_errors("read input file", path):
                 yield from _requests(handle, path, stamp.size)
         except InputError:
             # A file cut short or garbled because it is being rewritten is the
@@ -65,14 +56,6 @@ def iter_input_requests(
         check_unchanged(handle, stamp, path, "input file")
     finally:
         handle.close()
-
-
-@contextmanager
-def _reading(path: Path) -> Iterator[None]:
-    try:
-        yield
-    except OSError as exc:
-        raise IOFailure.from_oserror(exc, "read input file", path) from exc
 
 
 def _requests(handle: BinaryIO, path: Path, size: int) -> Iterator[bytes]:
