@@ -72,10 +72,9 @@ def replay_bundle(
     :class:`ReplayFailed` when the collector refuses data or stays down past
     the retry budget, :class:`ReplayInterrupted` on Ctrl-C.
     """
-    endpoint = parse_endpoint(options.transport)
-    if options.sealed or sealed_from_env():
-        # Refuse a forbidden destination before even reading the bundle.
-        _plan_route(endpoint, options, profile=None)
+    # Refuse a forbidden destination (or an unusable proxy) before even reading the bundle;
+    # replay_source plans again once the bundle's profile (airgap) is known.
+    _plan_route(parse_endpoint(options.transport), options, profile=None)
     source = open_source(path, options.trust, options.limits)
     return replay_source(source, options, listener, exporter_factory=exporter_factory)
 
