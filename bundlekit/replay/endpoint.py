@@ -32,9 +32,11 @@ class Endpoint:
         host = f"[{self.host}]" if ":" in self.host else self.host
         return f"{host}:{self.port}"
 
-    def url(self, path: str) -> str:
+    def url(self, path: str, authority: str | None = None) -> str:
+        """The URL of ``path`` under this endpoint; ``authority`` replaces the host:port
+        dialled (a route's literal address), while the scheme and base path stay."""
         scheme = "https" if self.tls else "http"
-        return f"{scheme}://{self.authority}{self.base_path}{path}"
+        return f"{scheme}://{authority or self.authority}{self.base_path}{path}"
 
     def describe(self, protocol: Protocol) -> str:
         tls = "tls" if self.tls else "plaintext"

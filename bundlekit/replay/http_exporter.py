@@ -48,9 +48,9 @@ class HttpExporter(Exporter):
     def __init__(self, route: Route, options: TransportOptions, connections: int) -> None:
         endpoint = route.endpoint
         self.target = endpoint.describe(Protocol.HTTP)
-        scheme = "https" if endpoint.tls else "http"
-        base = f"{scheme}://{route.authority}{endpoint.base_path}"
-        self._urls = {signal: base + signal.spec.http_path for signal in Signal}
+        self._urls = {
+            signal: endpoint.url(signal.spec.http_path, route.authority) for signal in Signal
+        }
         self._plaintext = PlaintextDetector(route) if endpoint.tls else None
         self._gzip = options.compression is Compression.GZIP
         headers = {
