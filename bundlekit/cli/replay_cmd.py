@@ -19,6 +19,7 @@ import typer
 
 # Light modules (no protobuf, gRPC or urllib3): safe to import at start-up.
 from bundlekit.replay.listener import ReplayListener
+from bundlekit.textsafe import neutralize
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -308,8 +309,6 @@ def _render(report: ReplayReport, as_json: bool) -> None:
 
         emit_json(report.to_json())
         return
-    from bundlekit.textsafe import neutralize
-
     con = _console(stderr=False)
     verb = "would send" if report.dry_run else "sent"
     status = "dry run" if report.dry_run else ("complete" if report.completed else "INCOMPLETE")
@@ -379,8 +378,6 @@ class _CliListener(ReplayListener):
 
     def on_warning(self, message: str) -> None:
         # Warnings can quote the collector (partial-success messages): untrusted text.
-        from bundlekit.textsafe import neutralize
-
         loud = "--no-verify" in message
         self.console.print(
             f"WARNING: {neutralize(message)}", style="bold red" if loud else "yellow", markup=False
@@ -396,8 +393,6 @@ class _CliListener(ReplayListener):
         now = time.monotonic()
         if now - self.last_retry_note >= 1.0:  # at most one line a second
             self.last_retry_note = now
-            from bundlekit.textsafe import neutralize
-
             self.console.print(
                 f"retrying {signal.value} in {delay:.1f} s (retry {attempt}): {neutralize(detail)}",
                 style="yellow",
