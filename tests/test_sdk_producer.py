@@ -27,7 +27,7 @@ from tests.otlpgen import stream
 from tests.replay.conftest import options_for
 from tests.replay.otlpdata import Bundle, flatten
 from tests.replay.receivers import grpc_receiver
-from tests.replay.rotel import Rotel, rotel_binary
+from tests.replay.rotel import Rotel, needs_rotel
 
 SPANS = 40
 LOG_LINES = 25
@@ -88,7 +88,7 @@ pytestmark = [
     pytest.mark.collector,
     # The SDK's LoggingHandler is the simplest real log producer; its deprecation is not ours.
     pytest.mark.filterwarnings("ignore:.*LoggingHandler.*:DeprecationWarning"),
-    pytest.mark.skipif(not rotel_binary().exists(), reason="rotel-agent is not installed"),
+    needs_rotel,
 ]
 
 

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -8,6 +9,8 @@ from bundlekit.keys import GeneratedKey, KeyType, generate_key
 from bundlekit.replay import ReplayOptions, RetryPolicy, TransportOptions, TrustOptions
 from bundlekit.replay.interface import Protocol
 from tests.replay.otlpdata import Bundle, make_bundle
+from tests.replay.receivers import Recorder, grpc_receiver
+from tests.replay.rotel import Rotel
 
 #: Variables that change how replay reaches a collector; a test sets them only on purpose.
 ROUTE_VARIABLES = (
@@ -66,3 +69,19 @@ def options_for(
 @pytest.fixture
 def workdir(tmp_path: Path) -> Path:
     return tmp_path
+
+
+@pytest.fixture
+def pipeline(tmp_path: Path) -> Iterator[tuple[Rotel, Recorder]]:
+    """rotel on free loopback ports, forwarding to a gRPC receiver of the test.
+
+    Started before a test sets any proxy variable, so only the replay under
+    test can be affected by them.
+    """
+    with grpc_receiver() as (port, receiver):
+        rotel = Rotel(tmp_path, forward_port=port)
+        rotel.start()
+        try:
+            yield rotel, receiver
+        finally:
+            rotel.stop()

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -20,25 +19,13 @@ from bundlekit.replay import ReplayFailed, ReplayReport, replay_bundle
 from bundlekit.replay.interface import Protocol
 from tests.replay.conftest import options_for
 from tests.replay.otlpdata import Bundle, flatten, markers, shift
-from tests.replay.receivers import Recorder, grpc_receiver
-from tests.replay.rotel import Rotel, rotel_binary
+from tests.replay.receivers import Recorder
+from tests.replay.rotel import Rotel, needs_rotel
 
 pytestmark = [
     pytest.mark.collector,
-    pytest.mark.skipif(not rotel_binary().exists(), reason="rotel-agent is not installed"),
+    needs_rotel,
 ]
-
-
-@pytest.fixture
-def pipeline(tmp_path: Path) -> Iterator[tuple[Rotel, Recorder]]:
-    """rotel on free loopback ports, forwarding to a gRPC receiver of the test."""
-    with grpc_receiver() as (port, receiver):
-        rotel = Rotel(tmp_path, forward_port=port)
-        rotel.start()
-        try:
-            yield rotel, receiver
-        finally:
-            rotel.stop()
 
 
 def assert_delivered_exactly(receiver: Recorder, expected: dict[Signal, list[bytes]]) -> None:

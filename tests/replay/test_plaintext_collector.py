@@ -7,6 +7,7 @@ true, but nothing a user could act on.
 
 from __future__ import annotations
 
+import os
 import socket
 import time
 from collections.abc import Callable, Iterator
@@ -29,8 +30,8 @@ TRACES = Filters(signals=frozenset({Signal.TRACES}))
 
 @pytest.fixture(scope="module")
 def rotel(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Rotel]:
-    if not rotel_binary().exists():
-        pytest.skip("rotel-agent is not installed")
+    if not rotel_binary().exists() and os.environ.get("CI") != "true":
+        pytest.skip("rotel-agent is not installed (under CI=true this fails instead)")
     collector = Rotel(Path(tmp_path_factory.mktemp("rotel")), exporter="blackhole")
     collector.start()
     try:

@@ -13,7 +13,6 @@ import socket
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import replace
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -30,11 +29,10 @@ from tests.replay.receivers import (
     http_receiver,
     recording_proxy,
 )
-from tests.replay.rotel import Rotel, rotel_binary
+from tests.replay.rotel import Rotel, needs_rotel
 
 TRACES = Filters(signals=frozenset({Signal.TRACES}))
 PROXY_VARIABLES = ("grpc_proxy", "https_proxy", "http_proxy", "HTTPS_PROXY", "HTTP_PROXY")
-needs_rotel = pytest.mark.skipif(not rotel_binary().exists(), reason="rotel-agent is not installed")
 
 
 @pytest.fixture
@@ -50,18 +48,6 @@ def point_every_proxy_variable_at(proxy: ProxyLog, monkeypatch: pytest.MonkeyPat
     # grpc-core's address-level proxy ignores grpc.enable_http_proxy=0.
     monkeypatch.setenv("GRPC_ADDRESS_HTTP_PROXY", f"127.0.0.1:{proxy.port}")
     monkeypatch.setenv("GRPC_ADDRESS_HTTP_PROXY_ENABLED_ADDRESSES", "127.0.0.0/8")
-
-
-@pytest.fixture
-def pipeline(tmp_path: Path) -> Iterator[tuple[Rotel, Recorder]]:
-    """rotel (started before any proxy variable is set) forwarding to a gRPC receiver."""
-    with grpc_receiver() as (port, receiver):
-        rotel = Rotel(tmp_path, forward_port=port)
-        rotel.start()
-        try:
-            yield rotel, receiver
-        finally:
-            rotel.stop()
 
 
 @needs_rotel
