@@ -44,7 +44,7 @@ def fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def _temp_sibling(final: Path, tag: str) -> Path:
+def temp_sibling(final: Path, tag: str) -> Path:
     return final.with_name(f".{final.name}.{tag}-{secrets.token_hex(4)}")
 
 
@@ -194,7 +194,7 @@ def read_regular(path: Path, what: str, max_bytes: int) -> bytes:
 
 def atomic_write(path: Path, data: bytes, mode: int = 0o644) -> None:
     """Write ``data`` to ``path`` atomically with permissions ``mode`` (replacing it)."""
-    tmp = _write_temp_sibling(path, data, mode)
+    tmp = _writetemp_sibling(path, data, mode)
     try:
         os.replace(tmp, path)
     except BaseException:
@@ -212,21 +212,44 @@ def write_new_file(path: Path, data: bytes, mode: int = 0o644) -> None:
     and a crash leaves either nothing or the whole file at ``path``.
     Raises FileExistsError if ``path`` exists, other OSErrors as they come.
     """
-    tmp = _write_temp_sibling(path, data, mode)
+    tmp = _writetemp_sibling(path, data, mode)
     try:
-        os.link(tmp, path, follow_symlinks=False)
+        publish_new_file(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
-    fsync_dir(path.parent)
 
 
-def _write_temp_sibling(path: Path, data: bytes, mode: int) -> Path:
+#: errno values of link(2) on filesystems without hard links (FAT, exFAT, some FUSE mounts).
+_NO_HARD_LINKS = {errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EMLINK, errno.ENOSYS}
+
+
+def publish_new_file(tmp: Path, final: Path) -> None:
+    """Give the complete, fsynced file ``tmp`` its final name, never replacing anything.
+
+    link(2) is atomic and fails for any existing entry; on a filesystem with
+    no hard links (a FAT32 USB stick, the usual carrier of bundles) the
+    fallback is a rename after a check, which leaves only a tiny window for a
+    racing writer.  ``tmp`` stays (the caller removes it) unless renamed.
+    Raises FileExistsError if ``final`` exists.
+    """
+    try:
+        os.link(tmp, final, follow_symlinks=False)
+    except OSError as exc:
+        if exc.errno not in _NO_HARD_LINKS:
+            raise
+        if os.path.lexists(final):
+            raise FileExistsError(errno.EEXIST, "File exists", str(final)) from None
+        os.rename(tmp, final)
+    fsync_dir(final.parent)
+
+
+def _writetemp_sibling(path: Path, data: bytes, mode: int) -> Path:
     """Write ``data`` durably to a new temporary sibling of ``path`` and return it.
 
     The temporary is created exclusively (never through a link) and removed
     again if anything fails, so the caller only has to move it into place.
     """
-    tmp = _temp_sibling(path, "tmp")
+    tmp = temp_sibling(path, "tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, mode)
     try:
         with os.fdopen(fd, "wb") as handle:
@@ -310,7 +333,7 @@ def _acquire_staging_lock(final: Path) -> tuple[Path, int]:
     and flock, found no staging directory and unlinked it; then we start over.
     """
     while True:
-        staging = _temp_sibling(final, "partial")
+        staging = temp_sibling(final, "partial")
         lock_path = staging.with_name(staging.name + _LOCK_SUFFIX)
         fd = os.open(
             lock_path, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600
@@ -324,13 +347,21 @@ def _acquire_staging_lock(final: Path) -> tuple[Path, int]:
         os.close(fd)
 
 
+#: The file inside a staging directory that :func:`staged_directory` publishes with ``file=True``.
+STAGED_FILE = ".staged-output"
+
+
 @contextmanager
-def staged_directory(final: Path) -> Iterator[Path]:
+def staged_directory(final: Path, file: bool = False) -> Iterator[Path]:
     """Yield a temporary directory that becomes ``final`` only if the block succeeds.
 
-    Refuses to replace an existing ``final``: a bundle is evidence and is
-    never overwritten silently.  The staging directory's lock is held until
-    the rename is done (see :func:`clean_stale_staging`).
+    With ``file=True`` the block writes ``STAGED_FILE`` inside the directory
+    (a bundle archive, built from the other staged files) and that file, not
+    the directory, becomes ``final``; the rest is removed.  Either way a pack
+    killed at any moment leaves nothing at ``final``, only staging that the
+    next pack removes.  Refuses to replace an existing ``final``: a bundle is
+    evidence and is never overwritten silently.  The staging directory's lock
+    is held until the rename is done (see :func:`clean_stale_staging`).
     """
     if os.path.lexists(final):
         raise UsageError(f"{final} already exists", "choose another --out path or remove it first")
@@ -349,8 +380,17 @@ def staged_directory(final: Path) -> Iterator[Path]:
             fsync_dir(staging)
             if os.path.lexists(final):
                 raise UsageError(f"{final} appeared while packing", "choose another --out path")
-            os.rename(staging, final)
-            fsync_dir(parent)
+            if file:
+                try:
+                    publish_new_file(staging / STAGED_FILE, final)
+                except FileExistsError:
+                    raise UsageError(
+                        f"{final} appeared while packing", "choose another --out path"
+                    ) from None
+                shutil.rmtree(staging, ignore_errors=True)
+            else:
+                os.rename(staging, final)
+                fsync_dir(parent)
         except BaseException:
             shutil.rmtree(staging, ignore_errors=True)
             raise

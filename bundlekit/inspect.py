@@ -6,29 +6,40 @@ The summary says whether signatures were checked, and against which keys.
 
 from __future__ import annotations
 
-from pathlib import Path
+import os
 from typing import Any
 
 from bundlekit.errors import FormatError
 from bundlekit.format.dsse import Envelope
 from bundlekit.format.manifest import Manifest
+from bundlekit.format.reader import open_bundle
 from bundlekit.limits import DEFAULT_LIMITS, Limits
 from bundlekit.verify.signatures import check_signatures
-from bundlekit.verify.source import DirectorySource
 from bundlekit.verify.trust import TrustStore
 
 
 def inspect_bundle(
-    path: Path, trust: TrustStore | None = None, limits: Limits = DEFAULT_LIMITS
+    location: str | os.PathLike[str],
+    trust: TrustStore | None = None,
+    limits: Limits = DEFAULT_LIMITS,
 ) -> dict[str, Any]:
-    """Describe the bundle as a JSON-ready dict (see docs/cli.md for the fields)."""
-    source = DirectorySource(path, limits)
-    raw = source.read_manifest()
+    """Describe the bundle as a JSON-ready dict (see docs/cli.md for the fields).
+
+    Only the head is read (manifest and envelope), so inspecting an archive on
+    a pipe stops reading after its first members.
+    """
+    with open_bundle(location, limits) as reader:
+        head = reader.head()
+        where = reader.location
+    for problem in (head.manifest_problem, head.envelope_problem):
+        if problem is not None:
+            raise FormatError(problem, "this bundle is not one bundlekit wrote")
+    raw = head.manifest
     if raw is None:
-        raise FormatError(f"{path} has no manifest.json", "this is not a bundlekit bundle")
+        raise FormatError(f"{where} has no manifest.json", "this is not a bundlekit bundle")
     manifest = Manifest.from_bytes(raw, limits)
     predicate = manifest.document["predicate"]
-    envelope_raw = source.read_envelope()
+    envelope_raw = head.envelope
     signers: list[dict[str, Any]] = []
     if envelope_raw is not None:
         envelope = Envelope.from_bytes(envelope_raw, limits)
@@ -42,7 +53,7 @@ def inspect_bundle(
             for s in envelope.signatures
         ]
     return {
-        "bundle": str(path),
+        "bundle": where,
         "bundleId": manifest.bundle_id,
         "created": manifest.created,
         "profile": manifest.profile,

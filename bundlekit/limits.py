@@ -77,6 +77,10 @@ class Limits:
     #: Largest manifest whose schema violations are all listed (by jsonschema, ~2 µs a byte);
     #: a larger invalid manifest is refused with the first violation only, in milliseconds.
     max_schema_listing_bytes: int = 64 * 1024
+    #: Largest pax extended header in a bundle archive.  bundlekit writes one only for a
+    #: name that does not fit the ustar header (at most ``max_path_length`` bytes), so
+    #: anything near this is not ours; tarfile itself would read any size into memory.
+    max_pax_header_bytes: int = 8 * 1024
 
     @property
     def max_stored_segment_bytes(self) -> int:

@@ -1,55 +1,35 @@
 """Pack OTLP files, collector config, dashboards and attachments into a bundle.
 
 One streaming pass per input: requests are framed into segments of bounded
-size while their statistics are gathered; each full segment is compressed,
-hashed and written by a background thread while the next one fills, so memory
-holds at most two segments however large the input.  Everything is written
-into a temporary sibling directory that is renamed into place only at the end.
+size while their statistics are gathered, by the one bundle builder
+(``bundlekit.build``) that every writer shares; it compresses each full segment
+on a background thread while the next one fills, so memory holds at most two
+segments however large the input, and publishes the directory or archive only
+when it is complete.
 """
 
 from __future__ import annotations
 
-import hashlib
 import os
-import platform
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bundlekit._version import __version__
-from bundlekit.errors import FormatError, InputError, UsageError, translate_os_errors
+from bundlekit.build.builder import BuildOptions, BundleBuilder, BundleInfo
+from bundlekit.build.segments import DEFAULT_SEGMENT_TARGET
+from bundlekit.errors import FormatError, InputError, UsageError
 from bundlekit.format import layout
-from bundlekit.format.dsse import Envelope, Signature
 from bundlekit.format.layout import Role
-from bundlekit.format.manifest import (
-    PAYLOAD_TYPE,
-    PROFILES,
-    Custody,
-    FileEntry,
-    Manifest,
-    build_manifest,
-)
+from bundlekit.format.manifest import PROFILES, Custody, Manifest
 from bundlekit.format.timefmt import created_ns_default
-from bundlekit.format.writer import DEFAULT_SEGMENT_TARGET, SegmentWriter
-from bundlekit.fsutil import (
-    FileStamp,
-    changed_while_read,
-    check_unchanged,
-    clean_stale_staging,
-    open_regular,
-    reopen_unchanged,
-    staged_directory,
-    write_file_synced,
-)
-from bundlekit.inputs_config import Dashboard, read_collector_config, read_dashboards
+from bundlekit.fsutil import FileStamp, open_regular
+from bundlekit.inputs_config import read_collector_config, read_dashboards
 from bundlekit.keys import Signer
 from bundlekit.limits import DEFAULT_LIMITS, Limits
 from bundlekit.otlp.inputs import confirm_signal, detect_signal, iter_input_requests, split_request
 from bundlekit.otlp.signals import SIGNALS, Signal
 from bundlekit.retention import resolve_retention
-
-_COPY_CHUNK = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -78,7 +58,19 @@ class PackOptions:
     #: zstd worker threads per segment (0 = compress on the background thread only,
     #: which overlaps best with parsing on two cores).
     compression_threads: int = 0
+    #: Write a single-file ``.bundle.tar`` instead of a directory.
+    archive: bool = False
     limits: Limits = DEFAULT_LIMITS
+
+    @property
+    def build(self) -> BuildOptions:
+        return BuildOptions(
+            archive=self.archive,
+            compression_level=self.compression_level,
+            segment_target=self.segment_target,
+            compression_threads=self.compression_threads,
+            limits=self.limits,
+        )
 
 
 @dataclass(frozen=True)
@@ -101,7 +93,8 @@ def pack_bundle(
     signers: Sequence[Signer] = (),
     progress: ProgressCallback | None = None,
 ) -> PackResult:
-    """Write a bundle directory at ``out`` and return its manifest.
+    """Write a bundle at ``out`` (a directory, or with ``options.archive`` a
+    ``.bundle.tar``) and return its manifest.
 
     Raises a UsageError/InputError subclass of BundlekitError on bad input;
     nothing is left at ``out`` unless the whole bundle was written.  An
@@ -134,85 +127,25 @@ def pack_bundle(
     retain_until, basis = resolve_retention(options.retention, options.profile, created_ns)
     bundle_id = options.bundle_id or str(uuid.uuid4())
 
-    with translate_os_errors("write bundle", out):
-        removed = tuple(clean_stale_staging(out.parent))
-        manifest = _write_bundle(
-            out,
-            resolved,
-            config,
-            dashboards,
-            attachments,
-            options,
-            signers,
-            progress,
-            bundle_id=bundle_id,
-            created_ns=created_ns,
-            retain_until=retain_until,
-            basis=basis,
-        )
-    return PackResult(out, manifest, tuple(s.keyid for s in signers), removed)
-
-
-def _write_bundle(
-    out: Path,
-    resolved: list[tuple[Path, Signal, FileStamp | None]],
-    config: bytes | None,
-    dashboards: list[Dashboard],
-    attachments: list[tuple[str, Path, FileStamp]],
-    options: PackOptions,
-    signers: Sequence[Signer],
-    progress: ProgressCallback | None,
-    *,
-    bundle_id: str,
-    created_ns: int,
-    retain_until: str,
-    basis: str,
-) -> Manifest:
-    with staged_directory(out) as staging:
-        writer = SegmentWriter(
-            staging,
-            options.limits,
-            options.compression_level,
-            options.compression_threads,
-            options.segment_target,
-        )
-        try:
-            _pack_otlp(writer, resolved, options.limits, progress)
-        except BaseException:
-            writer.abort()
-            raise
-        entries = writer.close()
+    info = BundleInfo(
+        bundle_id=bundle_id,
+        created_ns=created_ns,
+        profile=options.profile,
+        retain_until=retain_until,
+        retention_basis=basis,
+        custody=options.custody,
+    )
+    with BundleBuilder(out, options.build) as builder:
+        _pack_otlp(builder, resolved, options.limits, progress)
         if config is not None:
-            entries.append(_write_small(staging, layout.CONFIG_NAME, config, Role.COLLECTOR_CONFIG))
+            builder.add_bytes(layout.CONFIG_NAME, Role.COLLECTOR_CONFIG, config)
         for dashboard in dashboards:
-            entries.append(_write_dashboard(staging, dashboard))
+            name = f"{layout.DASHBOARDS_DIR}/{dashboard.filename}"
+            builder.add_bytes(name, Role.DASHBOARD, dashboard.data, dashboard.title)
         for name, source, stamp in attachments:
-            entries.append(_copy_attachment(staging, name, source, stamp))
-        manifest = build_manifest(
-            entries,
-            bundle_id=bundle_id,
-            created_ns=created_ns,
-            producer={
-                "tool": "bundlekit",
-                "version": __version__,
-                "python": platform.python_version(),
-                "platform": platform.platform(),
-            },
-            profile=options.profile,
-            custody=options.custody,
-            retain_until=retain_until,
-            retention_basis=basis,
-            limits=options.limits,
-        )
-        write_file_synced(staging / layout.MANIFEST_NAME, manifest.raw)
-        if signers:
-            envelope = Envelope(PAYLOAD_TYPE, manifest.raw)
-            for signer in signers:
-                envelope = envelope.with_signature(
-                    Signature(signer.keyid, signer.sign(envelope.pae()))
-                )
-            write_file_synced(staging / layout.ENVELOPE_NAME, envelope.to_bytes())
-    return manifest
+            builder.add_file(name, Role.ATTACHMENT, source, stamp)
+        manifest = builder.finish(info, tuple(signers))
+    return PackResult(out, manifest, tuple(s.keyid for s in signers), builder.removed_staging)
 
 
 #: Custody fields as the CLI names them, with their cap in Limits (the schema's maxLength).
@@ -272,7 +205,7 @@ def _stamp(path: Path) -> FileStamp | None:
 
 
 def _pack_otlp(
-    writer: SegmentWriter,
+    builder: BundleBuilder,
     inputs: list[tuple[Path, Signal, FileStamp | None]],
     limits: Limits,
     progress: ProgressCallback | None,
@@ -298,7 +231,7 @@ def _pack_otlp(
                 )
                 for part in parts:
                     try:
-                        writer.add(signal, part)
+                        builder.add_request(signal, part)
                     except FormatError as exc:
                         raise InputError(
                             f"{path}: a request is not valid {signal.value} data ({exc.message})",
@@ -307,27 +240,7 @@ def _pack_otlp(
                         ) from exc
                 if progress:
                     progress(consumed, total)
-        writer.finish_signal()
-
-
-def _write_small(
-    root: Path, name: str, data: bytes, role: Role, title: str | None = None
-) -> FileEntry:
-    write_file_synced(root / name, data)
-    return FileEntry(
-        name=name,
-        role=role,
-        media_type=layout.MEDIA_TYPES[role],
-        sha256=hashlib.sha256(data).hexdigest(),
-        size=len(data),
-        uncompressed_size=len(data),
-        title=title,
-    )
-
-
-def _write_dashboard(root: Path, dashboard: Dashboard) -> FileEntry:
-    name = f"{layout.DASHBOARDS_DIR}/{dashboard.filename}"
-    return _write_small(root, name, dashboard.data, Role.DASHBOARD, dashboard.title)
+        builder.flush(signal)
 
 
 def _attachment_names(paths: Sequence[Path]) -> list[tuple[str, Path, FileStamp]]:
@@ -352,32 +265,3 @@ def _attachment_names(paths: Sequence[Path]) -> list[tuple[str, Path, FileStamp]
             )
         names[name] = (path, stamp)
     return [(name, path, stamp) for name, (path, stamp) in names.items()]
-
-
-def _copy_attachment(root: Path, name: str, source: Path, expect: FileStamp) -> FileEntry:
-    digest = hashlib.sha256()
-    target = root / name
-    target.parent.mkdir(parents=True, exist_ok=True)
-    size = 0
-    with reopen_unchanged(source, expect, "attachment") as src, open(target, "xb") as dst:
-        while True:
-            with translate_os_errors("read attachment", source):
-                chunk = src.read(_COPY_CHUNK)
-            if not chunk:
-                break
-            digest.update(chunk)
-            dst.write(chunk)
-            size += len(chunk)
-        if size != expect.size:
-            raise changed_while_read(source, "attachment")
-        check_unchanged(src, expect, source, "attachment")
-        dst.flush()
-        os.fsync(dst.fileno())
-    return FileEntry(
-        name=name,
-        role=Role.ATTACHMENT,
-        media_type=layout.MEDIA_TYPES[Role.ATTACHMENT],
-        sha256=digest.hexdigest(),
-        size=size,
-        uncompressed_size=size,
-    )

@@ -8,10 +8,10 @@ from bundlekit.errors import FormatError, UsageError, translate_os_errors
 from bundlekit.format import layout
 from bundlekit.format.dsse import Envelope, Signature
 from bundlekit.format.manifest import PAYLOAD_TYPE, Manifest
+from bundlekit.format.reader import open_bundle
 from bundlekit.fsutil import atomic_write
 from bundlekit.keys import Signer
 from bundlekit.limits import DEFAULT_LIMITS, Limits
-from bundlekit.verify.source import DirectorySource
 
 
 def sign_bundle(path: Path, signer: Signer, limits: Limits = DEFAULT_LIMITS) -> Envelope:
@@ -19,26 +19,23 @@ def sign_bundle(path: Path, signer: Signer, limits: Limits = DEFAULT_LIMITS) -> 
 
     manifest.json is never rewritten.  An existing envelope must carry exactly
     the current manifest.json as payload, or signing is refused: adding a
-    signature to a mismatched envelope would endorse something else.
+    signature to a mismatched envelope would endorse something else.  A
+    directory gets a new envelope file; an archive is rewritten with it (its
+    files copied and checked against the manifest on the way), atomically.
     """
-    source = DirectorySource(path, limits)
-    signatures = path / layout.SIGNATURES_DIR
-    if signatures.is_symlink() or (signatures.exists() and not signatures.is_dir()):
-        raise FormatError(
-            f"{signatures} is a link or not a directory",
-            "refusing to write a signature outside the bundle; it may have been tampered with",
-        )
-    raw = source.read_manifest()
+    with open_bundle(path, limits) as reader:
+        head = reader.head()
+        kind = reader.kind
+    raw = head.manifest
     if raw is None:
         raise FormatError(
             f"{path} has no manifest.json", "sign a bundle written by `bundlekit pack`"
         )
     Manifest.from_bytes(raw, limits)  # refuse to sign something that is not a valid manifest
-    existing = source.read_envelope()
-    if existing is None:
+    if head.envelope is None:
         envelope = Envelope(PAYLOAD_TYPE, raw)
     else:
-        envelope = Envelope.from_bytes(existing, limits)
+        envelope = Envelope.from_bytes(head.envelope, limits)
         if envelope.payload != raw or envelope.payload_type != PAYLOAD_TYPE:
             raise FormatError(
                 "the signature envelope does not carry this bundle's manifest.json",
@@ -50,7 +47,21 @@ def sign_bundle(path: Path, signer: Signer, limits: Limits = DEFAULT_LIMITS) -> 
                 "a key counts once toward a threshold; co-sign with a different key",
             )
     envelope = envelope.with_signature(Signature(signer.keyid, signer.sign(envelope.pae())))
+    if kind == "archive":
+        from bundlekit.convert import replace_envelope
+        from bundlekit.verify.verifier import VerifyOptions
+
+        replace_envelope(
+            path, envelope.to_bytes(), VerifyOptions(limits=limits, require_trust=False)
+        )
+        return envelope
+    signatures = path / layout.SIGNATURES_DIR
+    if signatures.is_symlink() or (signatures.exists() and not signatures.is_dir()):
+        raise FormatError(
+            f"{signatures} is a link or not a directory",
+            "refusing to write a signature outside the bundle; it may have been tampered with",
+        )
     with translate_os_errors("write signature envelope", path / layout.ENVELOPE_NAME):
-        (path / layout.SIGNATURES_DIR).mkdir(exist_ok=True)
+        signatures.mkdir(exist_ok=True)
         atomic_write(path / layout.ENVELOPE_NAME, envelope.to_bytes())
     return envelope

@@ -24,7 +24,8 @@ from bundlekit.inputs_config import read_collector_config, read_dashboards
 from bundlekit.keys import GeneratedKey, KeyType
 from bundlekit.limits import DEFAULT_LIMITS, Limits
 from bundlekit.verify import VerifyOptions, check_bundle
-from bundlekit.verify.source import DirectorySource
+from bundlekit.format.directory import DirectoryReader
+from bundlekit.format.reader import ContainerError
 
 ED = KeyType.ED25519
 #: Caps tested elsewhere (test_segment.py), with the segment reader.
@@ -113,27 +114,26 @@ def test_file_that_grows_past_the_cap_while_read_is_refused(
     bundle: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The size seen by lstat is not trusted: reading stops one byte past the cap."""
-    import bundlekit.verify.source as source_module
+    import bundlekit.format.directory as directory_module
 
     path = bundle / layout.MANIFEST_NAME
     size = path.stat().st_size
-    real_lstat = os.lstat
+    real_fstat = os.fstat
 
-    def stale_lstat(target: os.PathLike[str] | str) -> os.stat_result:
-        info = real_lstat(target)
-        if Path(target) == path:  # the file "grew" after it was measured
+    def stale_fstat(fd: int) -> os.stat_result:
+        info = real_fstat(fd)
+        if info.st_ino == path.stat().st_ino:  # the file "grew" after it was measured
             fields = list(info)
             fields[6] = size // 2
             return os.stat_result(fields)
         return info
 
-    monkeypatch.setattr(source_module.os, "lstat", stale_lstat)
-    source = DirectorySource(bundle, Limits(max_manifest_bytes=size - 1))
+    monkeypatch.setattr(directory_module.os, "fstat", stale_fstat)
+    source = DirectoryReader(bundle, Limits(max_manifest_bytes=size - 1))
     with pytest.raises(LimitExceeded, match="grew past the limit"):
-        source.read_manifest()
-    assert DirectorySource(bundle, Limits(max_manifest_bytes=size)).read_manifest() == (
-        path.read_bytes()
-    )
+        source.read_small(layout.MANIFEST_NAME, size - 1)
+    reader = DirectoryReader(bundle, Limits(max_manifest_bytes=size))
+    assert reader.read_small(layout.MANIFEST_NAME, size) == path.read_bytes()
 
 
 # --------------------------------------------------------------------------- max_files
@@ -149,10 +149,10 @@ def test_bundle_with_exactly_max_files_entries_passes_one_more_fails(
     count = _entries(bundle)
     report = check_bundle(bundle, _options(keys, max_files=count))
     assert report.ok, report.failures
-    listing = DirectorySource(bundle, Limits(max_files=count)).listing()
-    assert len(listing.files) == 5  # manifest, envelope, three segments
-    with pytest.raises(LimitExceeded, match=f"more than {count - 1} entries"):
-        DirectorySource(bundle, Limits(max_files=count - 1)).listing()
+    members = list(DirectoryReader(bundle, Limits(max_files=count)).members())
+    assert len(members) == 3  # three segments (manifest and envelope are the head)
+    with pytest.raises(ContainerError, match=f"more than {count - 1} entries"):
+        list(DirectoryReader(bundle, Limits(max_files=count - 1)).members())
     report = check_bundle(bundle, _options(keys, max_files=count - 1))
     assert [f.code for f in report.failures] == ["listing"]
 

@@ -18,7 +18,7 @@ app = typer.Typer(
     name="bundlekit",
     help="Offline forensic bundles of OpenTelemetry data: pack, sign, verify, replay.",
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
 )
@@ -119,7 +119,12 @@ def keygen(
 
 @app.command()
 def pack(
-    out: Annotated[Path, typer.Option("--out", "-o", help="Bundle directory to create.")],
+    out: Annotated[
+        Path,
+        typer.Option(
+            "--out", "-o", help="Bundle to create (a directory, or with --archive a file)."
+        ),
+    ],
     inputs: Annotated[
         Optional[list[Path]],  # noqa: UP045
         typer.Argument(help="OTLP protobuf files; the signal is detected.", readable=False),
@@ -160,6 +165,10 @@ def pack(
         int,
         typer.Option("--segment-mib", help="Start a new segment at this many MiB.", min=1, max=64),
     ] = 16,
+    archive: Annotated[
+        bool,
+        typer.Option("--archive", help="Write a single-file .bundle.tar instead of a directory."),
+    ] = False,
     as_json: JsonFlag = False,
 ) -> None:
     """Pack OTLP data, collector config and dashboards into a bundle."""
@@ -184,6 +193,7 @@ def pack(
         retention=retention,
         compression_level=level,
         segment_target=segment_mib * 1024 * 1024,
+        archive=archive,
     )
     with render.progress("packing", enabled=not as_json) as advance:
         result = pack_bundle(specs, out, options, signers, progress=advance)  # type: ignore[arg-type]
@@ -198,7 +208,7 @@ def pack(
 
 @app.command()
 def sign(
-    bundle: Annotated[Path, typer.Argument(help="Bundle directory.")],
+    bundle: Annotated[Path, typer.Argument(help="Bundle directory or .bundle.tar.")],
     key: Annotated[
         list[Path],
         typer.Option("--key", help="Private key to co-sign with (repeatable).", readable=False),
@@ -216,12 +226,22 @@ def sign(
     render.signed(bundle, envelope, as_json)
 
 
+BundleArg = Annotated[
+    Path, typer.Argument(help="Bundle directory, .bundle.tar, or - to read an archive from stdin.")
+]
+Threshold = Annotated[int, typer.Option(help="Distinct trusted signers required.", min=1)]
+NoVerify = Annotated[
+    bool,
+    typer.Option("--no-verify", help="Skip signature checks (files are still checked)."),
+]
+
+
 @app.command()
 def verify(
-    bundle: Annotated[Path, typer.Argument(help="Bundle directory.")],
+    bundle: BundleArg,
     trust: TrustDir = None,
     key: TrustKeys = None,
-    threshold: Annotated[int, typer.Option(help="Distinct trusted signers required.", min=1)] = 1,
+    threshold: Threshold = 1,
     deep: Annotated[
         bool,
         typer.Option("--deep", help="Also decode every record and check the manifest's counts."),
@@ -232,17 +252,24 @@ def verify(
     from bundlekit.cli import render
     from bundlekit.verify import VerifyOptions, check_bundle
 
-    report = check_bundle(
-        bundle,
-        VerifyOptions(trust_dir=trust, keys=tuple(key or ()), threshold=threshold, deep=deep),
-    )
+    with render.progress("verifying", enabled=not as_json) as advance:
+        report = check_bundle(
+            bundle,
+            VerifyOptions(
+                trust_dir=trust,
+                keys=tuple(key or ()),
+                threshold=threshold,
+                deep=deep,
+                progress=advance,
+            ),
+        )
     render.verification(report, as_json)
     raise typer.Exit(int(report.exit_code))
 
 
 @app.command()
 def inspect(
-    bundle: Annotated[Path, typer.Argument(help="Bundle directory.")],
+    bundle: BundleArg,
     trust: TrustDir = None,
     key: TrustKeys = None,
     as_json: JsonFlag = False,
@@ -254,6 +281,58 @@ def inspect(
 
     store = TrustStore.load(trust, tuple(key or ())) if (trust or key) else None
     render.inspection(inspect_bundle(bundle, store), as_json)
+
+
+def _convert_options(
+    trust: Path | None, key: list[Path] | None, threshold: int, no_verify: bool
+) -> object:
+    from bundlekit.errors import UsageError
+    from bundlekit.verify import VerifyOptions
+
+    if not no_verify and not (trust or key):
+        raise UsageError(
+            "no trusted keys given",
+            "pass --trust DIR or --key FILE (as for verify), or --no-verify to check files only",
+        )
+    return VerifyOptions(
+        trust_dir=trust, keys=tuple(key or ()), threshold=threshold, require_trust=not no_verify
+    )
+
+
+@app.command()
+def archive(
+    bundle: BundleArg,
+    out: Annotated[Path, typer.Option("--out", "-o", help="The .bundle.tar to create.")],
+    trust: TrustDir = None,
+    key: TrustKeys = None,
+    threshold: Threshold = 1,
+    no_verify: NoVerify = False,
+    as_json: JsonFlag = False,
+) -> None:
+    """Write a bundle as one .bundle.tar, verifying every file on the way."""
+    from bundlekit.cli import render
+    from bundlekit.convert import archive_bundle
+
+    report = archive_bundle(bundle, out, _convert_options(trust, key, threshold, no_verify))  # type: ignore[arg-type]
+    render.converted(report, out, "archived", as_json)
+
+
+@app.command()
+def unpack(
+    bundle: BundleArg,
+    out: Annotated[Path, typer.Option("--out", "-o", help="The directory to create.")],
+    trust: TrustDir = None,
+    key: TrustKeys = None,
+    threshold: Threshold = 1,
+    no_verify: NoVerify = False,
+    as_json: JsonFlag = False,
+) -> None:
+    """Extract a .bundle.tar into a new directory, only if it verifies."""
+    from bundlekit.cli import render
+    from bundlekit.convert import unpack_bundle
+
+    report = unpack_bundle(bundle, out, _convert_options(trust, key, threshold, no_verify))  # type: ignore[arg-type]
+    render.converted(report, out, "unpacked", as_json)
 
 
 def _register_replay() -> None:

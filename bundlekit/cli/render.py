@@ -156,6 +156,22 @@ def verification(report: VerificationReport, as_json: bool) -> None:
     say("\n".join(lines), stderr=not report.ok)
 
 
+def converted(report: VerificationReport, out: Path, verb: str, as_json: bool) -> None:
+    if as_json:
+        emit_json({**report.to_json(), "out": str(out)})
+        return
+    assert report.manifest is not None
+    trusted = (
+        "signatures not checked"
+        if not report.signers
+        else (f"signed by {len(report.signers)} trusted key(s)")
+    )
+    say(
+        f"{verb} {_v(report.bundle)} -> {_v(str(out))}: {report.files_checked} files checked, "
+        f"{trusted}"
+    )
+
+
 def inspection(doc: dict[str, Any], as_json: bool) -> None:
     if as_json:
         emit_json(doc)

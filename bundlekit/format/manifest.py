@@ -150,6 +150,13 @@ class Manifest:
     def services(self) -> list[str]:
         return list(self.document["predicate"]["services"])
 
+    @property
+    def created_ns(self) -> int:
+        """Creation time in Unix nanoseconds (millisecond precision, as recorded)."""
+        from bundlekit.format.timefmt import parse_ns
+
+        return parse_ns(self.created)
+
     def signal_totals(self) -> dict[str, dict[str, Any]]:
         return dict(self.document["predicate"]["totals"]["signals"])
 

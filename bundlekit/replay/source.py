@@ -105,12 +105,28 @@ class TrustOptions:
 
 
 def open_source(path: Path, trust: TrustOptions, limits: Limits = DEFAULT_LIMITS) -> BundleSource:
-    """Verify the bundle exactly as ``bundlekit verify`` would; raise if it fails."""
+    """Verify the bundle as ``bundlekit verify`` would (segments as they are read); raise if
+    it fails.  A stream cannot be replayed: replay reads segments in time order."""
+    if str(path) == "-":
+        from bundlekit.errors import UsageError
+
+        raise UsageError(
+            "replay cannot read a bundle from standard input",
+            "save it to a file first (replay reads segments in time order, not stored order)",
+        )
     if trust.no_verify:
         from bundlekit.verify import open_unverified
 
         return BundleSource(open_unverified(path), verification_skipped=True, limits=limits)
     from bundlekit.verify import VerifyOptions, verify_bundle
 
-    options = VerifyOptions(trust_dir=trust.trust_dir, keys=trust.keys, threshold=trust.threshold)
+    # Segments are checked as each is read for sending (``read_segment``): every
+    # byte is read once, and nothing is sent before its digest has matched.
+    options = VerifyOptions(
+        trust_dir=trust.trust_dir,
+        keys=trust.keys,
+        threshold=trust.threshold,
+        limits=limits,
+        defer_segments=True,
+    )
     return BundleSource(verify_bundle(path, options), verification_skipped=False, limits=limits)

@@ -10,22 +10,26 @@
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
-from pathlib import Path
+import os
+from dataclasses import dataclass, field
 
-from bundlekit.errors import FormatError, IntegrityError
+from bundlekit.errors import FormatError, IntegrityError, UsageError
+from bundlekit.format.defects import Category, Defect
 from bundlekit.format.dsse import Envelope
 from bundlekit.format.manifest import FileEntry, Manifest
+from bundlekit.format.reader import BundleReader, Extent, open_bundle
 from bundlekit.limits import DEFAULT_LIMITS, Limits
-from bundlekit.verify.report import Category, Finding, VerificationReport
-from bundlekit.verify.source import DirectorySource
+from bundlekit.verify.report import Finding, VerificationFailed, VerificationReport
 from bundlekit.verify.trust import TrustStore
-from bundlekit.verify.verifier import VerifyOptions, check_bundle, raise_for_report
+from bundlekit.verify.verifier import VerifyOptions, check_bundle
+from bundlekit.verify.verifier import verify_bundle as _verify
 
 __all__ = [
     "Category",
+    "Defect",
     "Finding",
     "TrustStore",
+    "VerificationFailed",
     "VerificationReport",
     "VerifiedBundle",
     "VerifyOptions",
@@ -42,49 +46,66 @@ class VerifiedBundle:
     ``verified`` is False only for bundles opened with :func:`open_unverified`.
     """
 
-    path: Path
+    location: str
     manifest: Manifest
     verified: bool
     report: VerificationReport | None
     limits: Limits = DEFAULT_LIMITS
+    #: Where each file lies; empty for a bundle read from a stream.
+    extents: dict[str, Extent] = field(default_factory=dict)
 
     def read_segment(self, entry: FileEntry) -> bytes:
         """The file's bytes, after checking size and SHA-256 against the manifest.
 
-        Reading into memory and checking before use closes the gap between
-        verification and use: bytes that changed since verify are refused.
+        Read into memory (the manifest's size, capped by the limits) and
+        checked before use, so each byte is read once and nothing unchecked
+        is ever used: bytes that changed since verification are refused.
         """
-        source = DirectorySource(self.path, self.limits)
-        with source.open(entry.name) as stream:
+        extent = self.extents.get(entry.name)
+        if extent is None:
+            raise UsageError(
+                f"{entry.name} cannot be read again from {self.location}",
+                "this needs a bundle directory or archive file, not a stream",
+            )
+        with extent.open() as stream:
             data = stream.read(entry.size + 1)
         if len(data) != entry.size or hashlib.sha256(data).hexdigest() != entry.sha256:
             raise IntegrityError(
-                f"{entry.name} changed since the bundle was verified",
-                "the bundle is being modified; verify a stable copy",
+                f"{entry.name} differs from the manifest (size or SHA-256)",
+                "the bundle is corrupt or is being modified; verify a stable copy",
             )
         return data
 
 
-def verify_bundle(path: Path, options: VerifyOptions) -> VerifiedBundle:
-    """Verify or raise SignatureError / IntegrityError / FormatError."""
-    report = check_bundle(path, options)
-    raise_for_report(report)
+def verify_bundle(
+    location: str | os.PathLike[str] | BundleReader, options: VerifyOptions
+) -> VerifiedBundle:
+    """Verify or raise :class:`VerificationFailed` (which carries the report)."""
+    report, extents = _verify(location, options)
     assert report.manifest is not None
-    return VerifiedBundle(path, report.manifest, True, report, options.limits)
+    return VerifiedBundle(report.bundle, report.manifest, True, report, options.limits, extents)
 
 
-def open_unverified(path: Path, limits: Limits = DEFAULT_LIMITS) -> VerifiedBundle:
+def open_unverified(
+    location: str | os.PathLike[str], limits: Limits = DEFAULT_LIMITS
+) -> VerifiedBundle:
     """Open a bundle without checking signatures (``--no-verify``).
 
     The manifest is still parsed and schema-checked, and reads are still
     checked against it; only trust is skipped.  The signed payload is
     preferred over manifest.json when an envelope is present.
     """
-    source = DirectorySource(path, limits)
-    raw = source.read_manifest()
-    envelope_raw = source.read_envelope()
-    if envelope_raw is not None:
-        raw = Envelope.from_bytes(envelope_raw, limits).payload
-    if raw is None:
-        raise FormatError(f"{path} has no manifest.json", "this is not a bundlekit bundle")
-    return VerifiedBundle(path, Manifest.from_bytes(raw, limits), False, None, limits)
+    with open_bundle(location, limits) as reader:
+        head = reader.head()
+        raw = head.manifest
+        if head.envelope is not None:
+            raw = Envelope.from_bytes(head.envelope, limits).payload
+        if raw is None:
+            raise FormatError(
+                f"{reader.location} has no manifest.json", "this is not a bundlekit bundle"
+            )
+        manifest = Manifest.from_bytes(raw, limits)
+        extents = {}
+        if reader.random_access:
+            extents = {m.name: m.extent for m in reader.members() if m.extent is not None}
+        return VerifiedBundle(reader.location, manifest, False, None, limits, extents)

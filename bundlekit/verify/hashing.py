@@ -11,16 +11,22 @@ from __future__ import annotations
 import hashlib
 import threading
 from collections.abc import Callable, Iterable
-from typing import BinaryIO
+from typing import Protocol
 
 CHUNK = 1 << 20
+
+
+class _Stream(Protocol):
+    def read(self, size: int = -1, /) -> bytes: ...
+    def __enter__(self) -> _Stream: ...
+    def __exit__(self, *exc: object) -> None: ...
 
 
 class ParallelHasher:
     """Hex SHA-256 of each named file; ``result(name)`` waits for that one file."""
 
     def __init__(
-        self, names: Iterable[str], opener: Callable[[str], BinaryIO], workers: int
+        self, names: Iterable[str], opener: Callable[[str], _Stream], workers: int
     ) -> None:
         self._queue = list(names)
         self._opener = opener

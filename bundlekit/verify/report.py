@@ -1,7 +1,8 @@
 """What verification found: every failure, not just the first.
 
 A report never raises; the CLI (or a caller using the raising door) decides
-what a failure means.  Each finding has a category that maps to a documented
+what a failure means.  Each finding has a code (:class:`~bundlekit.format.defects.Defect`,
+documented there and in docs/cli.md) whose category maps to a documented
 exit code.
 
 Findings keep the exact strings a bundle supplied (JSON output shows them
@@ -13,42 +14,26 @@ not stored, and still decide the exit code.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from enum import StrEnum
 from typing import Any
 
-from bundlekit.errors import ExitCode
+from bundlekit.errors import BundlekitError, ExitCode
+from bundlekit.format.defects import Category, Defect
 from bundlekit.format.manifest import Manifest
 from bundlekit.limits import DEFAULT_LIMITS
 from bundlekit.textsafe import neutralize, neutralize_lines
 
 
-class Category(StrEnum):
-    """Kinds of failure, in the order that decides the exit code."""
-
-    SIGNATURE = "signature"
-    INTEGRITY = "integrity"
-    FORMAT = "format"
-
-    @property
-    def exit_code(self) -> ExitCode:
-        return {
-            Category.SIGNATURE: ExitCode.SIGNATURE,
-            Category.INTEGRITY: ExitCode.INTEGRITY,
-            Category.FORMAT: ExitCode.FORMAT,
-        }[self]
-
-
 @dataclass(frozen=True)
 class Finding:
     category: Category
-    code: str
+    code: Defect
     message: str
     path: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         doc: dict[str, Any] = {
             "category": self.category.value,
-            "code": self.code,
+            "code": self.code.value,
             "message": self.message,
         }
         if self.path is not None:
@@ -97,12 +82,12 @@ class VerificationReport:
     def ok(self) -> bool:
         return not self.failures and not self.omitted
 
-    def fail(self, category: Category, code: str, message: str, path: str | None = None) -> None:
+    def fail(self, code: Defect, message: str, path: str | None = None) -> None:
         if len(self.failures) >= self.max_findings:
             self.omitted += 1
-            self.omitted_categories.add(category)
+            self.omitted_categories.add(code.category)
             return
-        self.failures.append(Finding(category, code, message, path))
+        self.failures.append(Finding(code.category, code, message, path))
 
     @property
     def all_notes(self) -> list[str]:
@@ -146,3 +131,16 @@ class VerificationReport:
         if self.manifest is not None:
             doc["bundleId"] = self.manifest.bundle_id
         return doc
+
+
+class VerificationFailed(BundlekitError):
+    """A bundle failed verification; ``report`` says every way it did.
+
+    One class for every failure: its exit code is the report's (signature 3,
+    integrity 4, format 5), and callers that need detail read the report.
+    """
+
+    def __init__(self, report: VerificationReport, message: str, hint: str | None = None) -> None:
+        super().__init__(message, hint)
+        self.report = report
+        self.exit_code = report.exit_code

@@ -1,42 +1,54 @@
-"""Offline verification of a bundle directory.
+"""Offline verification of a bundle, directory or archive, in one pass.
 
-Order matters: the envelope and its signatures are checked first, and the
+Order matters.  The envelope and its signatures are checked first, and the
 file checks use the *signed payload* as the manifest, so nothing in the
 bundle is trusted before its signature is.  When the signatures fall short,
-verification stops there: manifest.json is not read and no file is checked,
-so a hostile manifest costs nothing however large it is.  Every failure is
-recorded (up to ``Limits.max_findings``); the report says what passed and
-what did not.
+verification stops there: manifest.json is not examined and no file is
+checked, so a hostile manifest costs nothing however large it is.  Then each
+file is checked against the trusted manifest: present, the listed size,
+the listed SHA-256 (and with ``deep``, decoded and compared with the
+manifest's figures).
+
+Two ways through the files, one set of checks:
+
+* random access (a directory, an archive file): the container is listed
+  first (a directory walk, or the archive's headers), and files are hashed on
+  threads (hashlib releases the GIL) while keys load and the envelope and
+  manifest are checked; untrusted, the hashing is abandoned;
+* a stream (``verify -``): each member is hashed as it goes by, after trust;
+  a member the manifest does not list, or of another size, stops the stream
+  there rather than reading bytes nobody vouched for.
+
+Every failure is recorded (up to ``Limits.max_findings``); the report says
+what passed and what did not.
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import BinaryIO
+from typing import Protocol
 
-from bundlekit.errors import (
-    BundlekitError,
-    ExitCode,
-    FormatError,
-    IntegrityError,
-    SignatureError,
-)
+from bundlekit.errors import BundlekitError, FormatError, UsageError
 from bundlekit.format import layout
+from bundlekit.format.defects import Defect
 from bundlekit.format.dsse import Envelope
 from bundlekit.format.manifest import FileEntry, Manifest
+from bundlekit.format.reader import BundleReader, ContainerError, Extent, Head, Member, open_bundle
 from bundlekit.limits import DEFAULT_LIMITS, Limits
 from bundlekit.textsafe import neutralize
 from bundlekit.verify.hashing import ParallelHasher
-from bundlekit.verify.report import Category, SignerInfo, VerificationReport
+from bundlekit.verify.report import SignerInfo, VerificationFailed, VerificationReport
 from bundlekit.verify.signatures import check_signatures
-from bundlekit.verify.source import DirectorySource, Listing
 from bundlekit.verify.trust import TrustStore
 
 _HASH_CHUNK = 1 << 20
+
+#: Called with the bytes of payload checked so far and the total the manifest lists.
+Progress = Callable[[int, int], None]
 
 
 @dataclass(frozen=True)
@@ -46,67 +58,68 @@ class VerifyOptions:
     threshold: int = 1
     deep: bool = False
     limits: Limits = DEFAULT_LIMITS
-    #: Files hashed in parallel (hashlib releases the GIL): one per CPU, at most 8.
+    #: Files hashed (or, with ``deep``, segments decoded) in parallel: one per CPU, at most 8.
     workers: int = field(default_factory=lambda: min(8, os.cpu_count() or 2))
     #: Pre-loaded trust (overrides trust_dir/keys), for callers that hold keys already.
     trust: TrustStore | None = field(default=None, compare=False)
+    #: Leave segments' digests to the caller, who checks each as it reads it (replay reads
+    #: every byte once); everything else is checked as usual.
+    defer_segments: bool = False
+    progress: Progress | None = field(default=None, compare=False)
+    #: False: take the manifest without checking signatures (``--no-verify``); every
+    #: file is still checked against it, and the report says trust was skipped.
+    require_trust: bool = True
 
 
-def check_bundle(path: Path, options: VerifyOptions) -> VerificationReport:
-    """Verify ``path`` and return a full report; never raises for a bad bundle.
+class Sink(Protocol):
+    """Receives every payload file's bytes as they are checked (unpack, archive, re-sign).
 
-    Raises UsageError only for caller mistakes (no such path, no trusted keys,
-    threshold below 1).  Files are hashed on background threads while the
-    envelope and manifest are checked, but nothing is decoded or trusted until
-    the manifest's signatures are.  Without enough trusted signatures the
-    manifest is not read at all: its size, structure and file list are the
-    attacker's to choose, and examining them would let untrusted bytes cost
-    as much as trusted ones.
+    Files arrive in stored order, each between ``begin`` and ``end``; the
+    caller publishes what it wrote only if the report comes back clean.
     """
-    from bundlekit.errors import UsageError
 
+    def begin(self, entry: FileEntry) -> None: ...
+    def write(self, data: bytes) -> None: ...
+    def end(self) -> None: ...
+
+
+def check_bundle(
+    location: str | os.PathLike[str] | BundleReader,
+    options: VerifyOptions,
+    sink: Sink | None = None,
+) -> VerificationReport:
+    """Verify a bundle and return a full report; never raises for a bad bundle.
+
+    ``location`` is a directory, a ``.bundle.tar``, ``-`` for standard input,
+    or an open reader.  With a ``sink``, every file is also copied to it in
+    the same pass.  Raises UsageError only for caller mistakes (no such path,
+    no trusted keys, threshold below 1).
+    """
+    return _run(location, options, sink)[0]
+
+
+def verify_bundle(
+    location: str | os.PathLike[str] | BundleReader, options: VerifyOptions
+) -> tuple[VerificationReport, dict[str, Extent]]:
+    """Verify or raise :class:`VerificationFailed`; return the report and where each file lies."""
+    report, extents = _run(location, options)
+    raise_for_report(report)
+    return report, extents
+
+
+def _run(
+    location: str | os.PathLike[str] | BundleReader,
+    options: VerifyOptions,
+    sink: Sink | None = None,
+) -> tuple[VerificationReport, dict[str, Extent]]:
     if options.threshold < 1:
         raise UsageError("--threshold must be at least 1")
-    source = DirectorySource(path, options.limits)
-    report = VerificationReport(
-        str(path), options.threshold, options.deep, max_findings=options.limits.max_findings
-    )
-    try:
-        listing = source.listing()
-    except BundlekitError as exc:
-        report.fail(Category.FORMAT, "listing", exc.message)
-        return report
-    payload = sorted(
-        name
-        for name in listing.files
-        if name != layout.MANIFEST_NAME and not name.startswith(layout.SIGNATURES_DIR + "/")
-    )
-    # Hashing starts first and runs on threads (hashlib releases the GIL) while
-    # keys load and the envelope and manifest are checked on this one.
-    hasher = ParallelHasher(payload, source.open, options.workers)
-    try:
-        trust = options.trust or TrustStore.load(options.trust_dir, options.keys)
-        if options.threshold > len(trust.keys):
-            raise UsageError(
-                f"threshold {options.threshold} is more than the {len(trust.keys)} trusted key(s)",
-                "add trusted keys or lower --threshold",
-            )
-        envelope = _trusted_envelope(source, trust, options, report)
-        if envelope is None:
-            report.notes.append(UNTRUSTED_NOTE)
-            if options.deep:
-                report.notes.append(
-                    "deep checks skipped: the manifest is not signed by enough trusted keys"
-                )
-            return report
-        report.manifest_examined = True
-        manifest = _check_manifest(source, envelope, options.limits, report)
-        if manifest is not None:
-            report.manifest = manifest
-            _check_files(source, listing, manifest, hasher, options, report)
-    finally:
-        hasher.stop()
-    return report
+    if isinstance(location, BundleReader):
+        run = _Verification(location, options, sink)
+        return run.execute(), run.extents
+    with open_bundle(location, options.limits) as reader:
+        run = _Verification(reader, options, sink)
+        return run.execute(), run.extents
 
 
 UNTRUSTED_NOTE = (
@@ -115,214 +128,332 @@ UNTRUSTED_NOTE = (
 )
 
 
-def _trusted_envelope(
-    source: DirectorySource, trust: TrustStore, options: VerifyOptions, report: VerificationReport
-) -> Envelope | None:
-    """The envelope if enough trusted keys signed it; otherwise None, with findings saying why."""
-    envelope = _read_envelope(source, options.limits, report)
-    if envelope is None or not _check_envelope(envelope, trust, options.threshold, report):
-        return None
-    return envelope
-
-
-def _read_envelope(
-    source: DirectorySource, limits: Limits, report: VerificationReport
-) -> Envelope | None:
-    """The parsed envelope, or None with findings; its raw bytes are released on return."""
-    try:
-        envelope_raw = source.read_envelope()
-    except BundlekitError as exc:
-        report.fail(Category.FORMAT, "oversized", exc.message, layout.ENVELOPE_NAME)
-        report.fail(Category.SIGNATURE, "unsigned", "no readable signatures", layout.ENVELOPE_NAME)
-        return None
-    if envelope_raw is None:
-        report.fail(
-            Category.SIGNATURE,
-            "unsigned",
-            "the bundle carries no signature envelope",
-            layout.ENVELOPE_NAME,
+class _Verification:
+    def __init__(self, reader: BundleReader, options: VerifyOptions, sink: Sink | None) -> None:
+        self.reader = reader
+        self.options = options
+        self.sink = sink
+        #: A sink gets the bytes in stored order from this thread: no early hashing.
+        self.sequential = sink is not None or not reader.random_access
+        self.limits = options.limits
+        self.report = VerificationReport(
+            reader.location,
+            options.threshold,
+            options.deep,
+            max_findings=options.limits.max_findings,
         )
-        return None
-    try:
-        return Envelope.from_bytes(envelope_raw, limits)
-    except FormatError as exc:
-        report.fail(Category.FORMAT, "envelope-malformed", exc.message, layout.ENVELOPE_NAME)
-        report.fail(Category.SIGNATURE, "unsigned", "no readable signatures", layout.ENVELOPE_NAME)
-        return None
+        self.extents: dict[str, Extent] = {}
+        self.hasher: ParallelHasher | None = None
+        self.done_bytes = 0
+        self.total_bytes = 0
 
-
-def _check_manifest(
-    source: DirectorySource, envelope: Envelope, limits: Limits, report: VerificationReport
-) -> Manifest | None:
-    """Parse the signed payload (the manifest of record); manifest.json must be its copy."""
-    try:
-        manifest_raw = source.read_manifest()
-    except BundlekitError as exc:
-        report.fail(Category.FORMAT, "oversized", exc.message, layout.MANIFEST_NAME)
-    else:
-        if manifest_raw is None:
-            report.fail(
-                Category.INTEGRITY,
-                "manifest-missing",
-                "manifest.json is missing",
-                layout.MANIFEST_NAME,
+    def execute(self) -> VerificationReport:
+        report = self.report
+        try:
+            head = self.reader.head()
+            listed = None if self.sequential else list(self.reader.members())
+        except ContainerError as exc:
+            report.fail(exc.defect, exc.message, exc.path)
+            return report
+        if listed is not None:
+            self.extents = {m.name: m.extent for m in listed if m.extent is not None}
+            early = [name for name in sorted(self.extents) if self._hashed_early(name)]
+            # Hashing starts now and runs on threads while keys load and the
+            # envelope and manifest are checked on this one.
+            self.hasher = ParallelHasher(
+                early, lambda name: self.extents[name].open(), self.options.workers
             )
-        elif manifest_raw != envelope.payload:
+        try:
+            if not self.options.require_trust:
+                manifest = self._untrusted_manifest(head)
+                if manifest is not None:
+                    report.manifest = manifest
+                    self._check_payload(self._stream() if listed is None else listed, manifest)
+                return report
+            trust = self.options.trust or TrustStore.load(self.options.trust_dir, self.options.keys)
+            if self.options.threshold > len(trust.keys):
+                raise UsageError(
+                    f"threshold {self.options.threshold} is more than the "
+                    f"{len(trust.keys)} trusted key(s)",
+                    "add trusted keys or lower --threshold",
+                )
+            envelope = self._trusted_envelope(head, trust)
+            if envelope is None:
+                report.notes.append(UNTRUSTED_NOTE)
+                if self.options.deep:
+                    report.notes.append(
+                        "deep checks skipped: the manifest is not signed by enough trusted keys"
+                    )
+                return report
+            report.manifest_examined = True
+            manifest = self._check_manifest(head, envelope)
+            if manifest is not None:
+                report.manifest = manifest
+                self._check_payload(listed if listed is not None else self._stream(), manifest)
+        finally:
+            if self.hasher is not None:
+                self.hasher.stop()
+        return report
+
+    def _hashed_early(self, name: str) -> bool:
+        """False for segments that deep workers hash or the caller checks as it reads."""
+        role = layout.role_for_path(name)
+        segment = role is not None and role.signal is not None
+        return not (segment and (self.options.deep or self.options.defer_segments))
+
+    def _stream(self) -> Iterable[Member]:
+        return self.reader.members()
+
+    # -- signatures and manifest -------------------------------------------------------
+
+    def _untrusted_manifest(self, head: Head) -> Manifest | None:
+        """``--no-verify``: the signed payload if there is one, else manifest.json; unchecked."""
+        self.report.notes.append("signatures NOT checked (--no-verify): origin unknown")
+        raw = head.manifest
+        if head.envelope is not None:
+            envelope = self._read_envelope(head)
+            if envelope is None:
+                return None
+            raw = envelope.payload
+        if raw is None:
+            self.report.fail(
+                Defect.MANIFEST_MISSING, "manifest.json is missing", layout.MANIFEST_NAME
+            )
+            return None
+        try:
+            return Manifest.from_bytes(raw, self.limits)
+        except FormatError as exc:
+            self.report.fail(Defect.MANIFEST_INVALID, exc.message, layout.MANIFEST_NAME)
+            return None
+
+    def _trusted_envelope(self, head: Head, trust: TrustStore) -> Envelope | None:
+        """The envelope if enough trusted keys signed it; otherwise None, with findings."""
+        envelope = self._read_envelope(head)
+        if envelope is None or not self._check_envelope(envelope, trust):
+            return None
+        return envelope
+
+    def _read_envelope(self, head: Head) -> Envelope | None:
+        report = self.report
+        if head.envelope_problem is not None:
+            report.fail(Defect.OVERSIZED, head.envelope_problem, layout.ENVELOPE_NAME)
+            report.fail(Defect.UNSIGNED, "no readable signatures", layout.ENVELOPE_NAME)
+            return None
+        if head.envelope is None:
             report.fail(
-                Category.INTEGRITY,
-                "manifest-mismatch",
+                Defect.UNSIGNED, "the bundle carries no signature envelope", layout.ENVELOPE_NAME
+            )
+            return None
+        try:
+            return Envelope.from_bytes(head.envelope, self.limits)
+        except FormatError as exc:
+            report.fail(Defect.ENVELOPE_MALFORMED, exc.message, layout.ENVELOPE_NAME)
+            report.fail(Defect.UNSIGNED, "no readable signatures", layout.ENVELOPE_NAME)
+            return None
+
+    def _check_envelope(self, envelope: Envelope, trust: TrustStore) -> bool:
+        """Record what the signatures say; True if ``threshold`` trusted keys signed."""
+        from bundlekit.format.manifest import PAYLOAD_TYPE
+
+        report = self.report
+        if envelope.payload_type != PAYLOAD_TYPE:
+            report.fail(
+                Defect.PAYLOAD_TYPE,
+                f"payloadType is {envelope.payload_type!r}, expected {PAYLOAD_TYPE!r}",
+                layout.ENVELOPE_NAME,
+            )
+        result = check_signatures(envelope, trust)
+        report.signers = [SignerInfo(k.keyid, k.source) for k in result.accepted]
+        for keyid in result.unmatched:
+            report.notes.append(
+                f"signature with key id {keyid[:16]}… is not by a trusted key or is invalid"
+            )
+        for keyid in result.duplicates:
+            report.notes.append(f"key {keyid[:16]}… signed more than once; counted once")
+        threshold = self.options.threshold
+        if not result.met(threshold):
+            report.fail(
+                Defect.THRESHOLD,
+                f"{len(result.accepted)} valid signature(s) by trusted keys; {threshold} required",
+                layout.ENVELOPE_NAME,
+            )
+            return False
+        return True
+
+    def _check_manifest(self, head: Head, envelope: Envelope) -> Manifest | None:
+        """Parse the signed payload (the manifest of record); manifest.json must be its copy."""
+        report = self.report
+        if head.manifest_problem is not None:
+            report.fail(Defect.OVERSIZED, head.manifest_problem, layout.MANIFEST_NAME)
+        elif head.manifest is None:
+            report.fail(Defect.MANIFEST_MISSING, "manifest.json is missing", layout.MANIFEST_NAME)
+        elif head.manifest != envelope.payload:
+            report.fail(
+                Defect.MANIFEST_MISMATCH,
                 "manifest.json differs from the signed payload in the envelope",
                 layout.MANIFEST_NAME,
             )
-    try:
-        return Manifest.from_bytes(envelope.payload, limits)
-    except FormatError as exc:
-        report.fail(Category.FORMAT, "manifest-invalid", exc.message, layout.MANIFEST_NAME)
-        return None
+        try:
+            return Manifest.from_bytes(envelope.payload, self.limits)
+        except FormatError as exc:
+            report.fail(Defect.MANIFEST_INVALID, exc.message, layout.MANIFEST_NAME)
+            return None
 
+    # -- files -------------------------------------------------------------------------
 
-def _check_envelope(
-    envelope: Envelope, trust: TrustStore, threshold: int, report: VerificationReport
-) -> bool:
-    """Record what the signatures say; True if ``threshold`` trusted keys signed."""
-    from bundlekit.format.manifest import PAYLOAD_TYPE
+    def _check_payload(self, members: Iterable[Member], manifest: Manifest) -> None:
+        from bundlekit.verify.deep import DeepPool
 
-    if envelope.payload_type != PAYLOAD_TYPE:
-        report.fail(
-            Category.FORMAT,
-            "payload-type",
-            f"payloadType is {envelope.payload_type!r}, expected {PAYLOAD_TYPE!r}",
-            layout.ENVELOPE_NAME,
-        )
-    result = check_signatures(envelope, trust)
-    report.signers = [SignerInfo(k.keyid, k.source) for k in result.accepted]
-    for keyid in result.unmatched:
-        report.notes.append(
-            f"signature with key id {keyid[:16]}… is not by a trusted key or is invalid"
-        )
-    for keyid in result.duplicates:
-        report.notes.append(f"key {keyid[:16]}… signed more than once; counted once")
-    if not result.met(threshold):
-        report.fail(
-            Category.SIGNATURE,
-            "threshold",
-            f"{len(result.accepted)} valid signature(s) by trusted keys; {threshold} required",
-            layout.ENVELOPE_NAME,
-        )
-        return False
-    return True
-
-
-def _check_files(
-    source: DirectorySource,
-    listing: Listing,
-    manifest: Manifest,
-    hasher: ParallelHasher,
-    options: VerifyOptions,
-    report: VerificationReport,
-) -> None:
-    for name in listing.unsafe:
-        report.fail(Category.INTEGRITY, "unsafe-name", "file name is not allowed in a bundle", name)
-    for name in listing.irregular:
-        report.fail(
-            Category.INTEGRITY, "not-regular", "a link or special file, not a regular file", name
-        )
-    expected = {f.name for f in manifest.files}
-    for name in hasher.names:
-        if name not in expected:
-            report.fail(Category.INTEGRITY, "extra", "file is not listed in the manifest", name)
-    for entry in manifest.files:
-        size = listing.files.get(entry.name)
-        if size is None:
-            report.fail(
-                Category.INTEGRITY, "missing", "file listed in the manifest is missing", entry.name
+        report = self.report
+        options = self.options
+        expected = {f.name: f for f in manifest.files}
+        self.total_bytes = sum(f.size for f in manifest.files)
+        seen: set[str] = set()
+        hashed: list[FileEntry] = []
+        deep = DeepPool(self.limits, options.workers) if options.deep else None
+        stopped_at: str | None = None
+        try:
+            for member in members:
+                if member.defect is not None:
+                    report.fail(
+                        member.defect, member.detail or member.defect.description, member.name
+                    )
+                    continue
+                entry = expected.get(member.name)
+                if entry is None:
+                    report.fail(Defect.EXTRA, "file is not listed in the manifest", member.name)
+                    if member.extent is None:
+                        stopped_at = member.name
+                        break
+                    continue
+                seen.add(entry.name)
+                if member.size != entry.size:
+                    report.fail(
+                        Defect.SIZE,
+                        f"file is {member.size} bytes, manifest says {entry.size}",
+                        entry.name,
+                    )
+                    if member.extent is None:
+                        stopped_at = member.name
+                        break
+                    continue
+                report.files_checked += 1
+                if entry.signal is not None and options.defer_segments:
+                    continue
+                if self.sink is not None:
+                    self._record_digest(entry, self._hash_stream(member, entry))
+                elif deep is not None and entry.signal is not None:
+                    source = member.extent or self._read_all(member, entry)
+                    if source is not None:
+                        deep.submit(entry, source)
+                    self._advance(entry.size)
+                elif member.extent is not None:
+                    hashed.append(entry)
+                else:
+                    self._record_digest(entry, self._hash_stream(member, entry))
+        except ContainerError as exc:
+            report.fail(exc.defect, exc.message, exc.path)
+            stopped_at = exc.path or "?"
+        finally:
+            for entry in hashed:
+                assert self.hasher is not None
+                self._record_digest(entry, self.hasher.result(entry.name))
+            if deep is not None:
+                for entry, outcome in deep.results():
+                    self._record_deep(entry, outcome)
+                deep.close()
+        if stopped_at is None:
+            for entry in manifest.files:
+                if entry.name not in seen:
+                    report.fail(
+                        Defect.MISSING, "file listed in the manifest is missing", entry.name
+                    )
+        else:
+            unchecked = len(expected) - report.files_checked
+            report.notes.append(
+                f"verification stopped at {neutralize(stopped_at)}: the rest of the bundle was "
+                f"not read ({unchecked} listed file(s) unchecked)"
             )
-            continue
-        if size != entry.size:
-            report.fail(
-                Category.INTEGRITY,
-                "size",
-                f"file is {size} bytes, manifest says {entry.size}",
-                entry.name,
-            )
-            continue
-        digest = hasher.result(entry.name)
-        report.files_checked += 1
-        if isinstance(digest, Exception):
-            why = digest.message if isinstance(digest, BundlekitError) else str(digest)
-            report.fail(Category.INTEGRITY, "unreadable", f"cannot read file: {why}", entry.name)
-            continue
-        report.bytes_hashed += entry.size
-        if digest != entry.sha256:
-            report.fail(
-                Category.INTEGRITY, "digest", "SHA-256 differs from the manifest", entry.name
-            )
-        elif options.deep and entry.signal is not None:
-            _deep(source, entry, options, report)
+        if options.defer_segments:
+            report.notes.append("segment digests are checked as each segment is read")
 
+    def _advance(self, size: int) -> None:
+        self.done_bytes += size
+        if self.options.progress is not None:
+            self.options.progress(self.done_bytes, self.total_bytes)
 
-def _deep(
-    source: DirectorySource, entry: FileEntry, options: VerifyOptions, report: VerificationReport
-) -> None:
-    """Decode a segment whose digest matched a trusted manifest, re-hashing what is decoded."""
-    from bundlekit.verify.deep import deep_check
+    def _hash_stream(self, member: Member, entry: FileEntry) -> str | Exception:
+        """Hash a member on this thread (and pass its bytes to the sink, if any)."""
+        digest = hashlib.sha256()
+        sink = self.sink
+        stream = self.reader.open(member)
+        try:
+            if sink is not None:
+                sink.begin(entry)
+            while chunk := stream.read(_HASH_CHUNK):
+                digest.update(chunk)
+                if sink is not None:
+                    sink.write(chunk)
+            if sink is not None:
+                sink.end()
+        except OSError as exc:
+            return exc
+        finally:
+            close = getattr(stream, "close", None)
+            if close is not None and member.extent is not None:
+                close()
+        return digest.hexdigest()
 
-    try:
-        with source.open(entry.name) as stream:
-            reader = _HashingReader(stream)
-            problems, records = deep_check(entry, reader, options.limits)
-            reader.drain()
-    except FormatError as exc:
-        report.fail(Category.FORMAT, "deep", f"cannot decode segment: {exc.message}", entry.name)
-        return
-    except OSError as exc:
-        report.fail(Category.INTEGRITY, "unreadable", f"cannot read file: {exc}", entry.name)
-        return
-    if reader.digest.hexdigest() != entry.sha256:
-        report.fail(
-            Category.INTEGRITY, "digest", "file changed while it was being verified", entry.name
-        )
-    report.records_checked += records
-    for problem in problems:
-        report.fail(Category.INTEGRITY, "deep", problem, entry.name)
-
-
-class _HashingReader:
-    """Feeds every byte read through SHA-256, so decoded bytes are the hashed bytes."""
-
-    def __init__(self, stream: BinaryIO) -> None:
-        self._stream = stream
-        self.digest = hashlib.sha256()
-
-    def read(self, size: int = -1, /) -> bytes:
-        data = self._stream.read(size)
-        self.digest.update(data)
+    def _read_all(self, member: Member, entry: FileEntry) -> bytes | None:
+        """A streamed segment's bytes, for a deep worker (at most its trusted, capped size)."""
+        data = self.reader.open(member).read(entry.size)
+        if len(data) != entry.size:
+            self.report.fail(Defect.UNREADABLE, "cannot read file: cut short", entry.name)
+            return None
         return data
 
-    def drain(self) -> None:
-        while self.read(_HASH_CHUNK):
-            pass
+    def _record_digest(self, entry: FileEntry, digest: str | Exception) -> None:
+        self._advance(entry.size)
+        if isinstance(digest, Exception):
+            why = digest.message if isinstance(digest, BundlekitError) else str(digest)
+            self.report.fail(Defect.UNREADABLE, f"cannot read file: {why}", entry.name)
+            return
+        self.report.bytes_hashed += entry.size
+        if digest != entry.sha256:
+            self.report.fail(Defect.DIGEST, "SHA-256 differs from the manifest", entry.name)
+
+    def _record_deep(self, entry: FileEntry, outcome: object) -> None:
+        from bundlekit.verify.deep import DeepOutcome
+
+        assert isinstance(outcome, DeepOutcome)
+        report = self.report
+        if outcome.error is not None:
+            defect = Defect.UNREADABLE if outcome.unreadable else Defect.UNDECODABLE
+            prefix = "cannot read file" if outcome.unreadable else "cannot decode segment"
+            report.fail(defect, f"{prefix}: {outcome.error}", entry.name)
+            return
+        report.bytes_hashed += entry.size
+        if outcome.digest != entry.sha256:
+            report.fail(Defect.DIGEST, "SHA-256 differs from the manifest", entry.name)
+            return
+        report.records_checked += outcome.records
+        for problem in outcome.problems:
+            report.fail(Defect.DEEP, problem, entry.name)
 
 
 def raise_for_report(report: VerificationReport) -> None:
-    """The raising door: turn a failed report into the matching BundlekitError.
+    """The raising door: turn a failed report into :class:`VerificationFailed`.
 
     The message is text for people, so every value from the bundle in it is
     neutralized (``str(finding)``); the exact values stay on ``error.report``.
     """
     if report.ok:
         return
-    error_class: type[BundlekitError] = {
-        ExitCode.SIGNATURE: SignatureError,
-        ExitCode.INTEGRITY: IntegrityError,
-        ExitCode.FORMAT: FormatError,
-    }[report.exit_code]
     shown = [str(f) for f in report.failures]
     shown += [f"note: {neutralize(note)}" for note in report.all_notes]
     lines = "\n  ".join(shown)
-    error = error_class(
+    raise VerificationFailed(
+        report,
         f"bundle {neutralize(report.bundle)} failed verification:\n  {lines}",
         "do not trust or replay this bundle; obtain a fresh copy from its producer",
     )
-    error.report = report  # type: ignore[attr-defined]
-    raise error

@@ -1,12 +1,14 @@
 """Writing segments: framing, statistics, rollover, background compression.
 
-Framed records collect in memory until the segment reaches its target size;
-then the segment is compressed on a background thread (its content size now
-known, so the zstd frame records it) while the next one fills.  Two workers by
-default, so on two cores compression and parsing together use both; at most
-``workers + 1`` segments are held, so memory is bounded whatever the data
-volume, and the same writer serves a live receiver that gets requests one at a
-time.
+Requests of any signal arrive in any order, from any number of threads; each
+signal has its own open segment (its own lock, index and statistics), so
+traces, logs, traces simply continue the traces segment.  Framed records
+collect in memory until a segment reaches its target size; then it is
+compressed on a background thread (its content size now known, so the zstd
+frame records it) while the next one fills.  At most ``workers`` segments are
+being compressed at once and a thread that fills another waits for one to
+finish: memory is bounded whatever the volume, and a live receiver feeding
+faster than the disk is pushed back rather than buffered.
 
 The target (16 MiB by default) is well under the format's 64 MiB bound: zstd
 level 3 matches within a 2 MiB window, so bigger segments compress no better,
@@ -16,9 +18,10 @@ while smaller ones keep memory low and let compression overlap reading.
 from __future__ import annotations
 
 import os
+import threading
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from bundlekit.format import layout
@@ -44,8 +47,20 @@ class _Full:
     stats: SignalStats
 
 
+@dataclass
+class _Open:
+    """One signal's segment being filled."""
+
+    signal: Signal
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    index: int = 0
+    parts: list[bytes] = field(default_factory=list)
+    size: int = 0
+    stats: StatsCollector | None = None
+
+
 class SegmentWriter:
-    """Appends requests of one signal at a time to numbered segments under ``root``."""
+    """Appends requests of any signal to numbered segments under ``root``; thread-safe."""
 
     def __init__(
         self,
@@ -62,69 +77,74 @@ class SegmentWriter:
         self._threads = threads
         self._workers = max(1, workers)
         self._pool = ThreadPoolExecutor(self._workers, thread_name_prefix="bundlekit-compress")
-        #: Segments being compressed, oldest first (entries are kept in segment order).
+        self._open = {signal: _Open(signal) for signal in Signal}
+        #: Segments being compressed, oldest first; guarded by ``_lock``.
         self._pending: deque[Future[FileEntry]] = deque()
         self._entries: list[FileEntry] = []
-        self._signal: Signal | None = None
-        self._index = 0
-        self._parts: list[bytes] = []
-        self._size = 0
-        self._stats: StatsCollector | None = None
+        self._lock = threading.Lock()
 
     def add(self, signal: Signal, data: bytes) -> int:
         """Append one serialized request; return its record count.
 
         Raises FormatError (from the statistics) if ``data`` is not a request
-        of ``signal``; the caller decides how to report it.
+        of ``signal``; nothing of it is kept then.
         """
-        if signal is not self._signal:
-            self.finish_signal()
-            self._signal, self._index = signal, 0
-        if self._stats is not None and self._size + FRAME_HEADER_BYTES + len(data) > self._target:
-            self._roll()
-        if self._stats is None:
-            self._index += 1
-            self._stats = StatsCollector(signal)
-        records = self._stats.add(data)
-        self._parts.append(len(data).to_bytes(FRAME_HEADER_BYTES, "big"))
-        self._parts.append(data)
-        self._size += FRAME_HEADER_BYTES + len(data)
+        state = self._open[signal]
+        with state.lock:
+            if state.stats is not None and state.size + FRAME_HEADER_BYTES + len(data) > self._target:
+                self._roll(state)
+            if state.stats is None:
+                state.index += 1
+                state.stats = StatsCollector(signal)
+            records = state.stats.add(data)
+            state.parts.append(len(data).to_bytes(FRAME_HEADER_BYTES, "big"))
+            state.parts.append(data)
+            state.size += FRAME_HEADER_BYTES + len(data)
         return records
 
-    def finish_signal(self) -> None:
-        """Close the current signal's last segment (if any)."""
-        if self._stats is not None:
-            self._roll()
+    def flush(self, signal: Signal) -> None:
+        """Close ``signal``'s open segment (if any); the next request starts a new one."""
+        state = self._open[signal]
+        with state.lock:
+            if state.stats is not None:
+                self._roll(state)
 
     def close(self) -> list[FileEntry]:
         """Finish everything and return the written segments' manifest entries."""
         try:
-            self.finish_signal()
+            for signal in Signal:
+                self.flush(signal)
             self._collect()
         finally:
             self.abort()
-        return self._entries
+        return list(self._entries)
 
     def abort(self) -> None:
-        """Stop after an error: wait for the background thread and drop buffered records.
+        """Stop after an error: wait for the background threads and drop buffered records.
 
         Segments already written stay; the caller discards the staging directory.
         """
         self._pool.shutdown(wait=True)
-        self._parts, self._size, self._stats = [], 0, None
+        for state in self._open.values():
+            state.parts, state.size, state.stats = [], 0, None
 
-    def _roll(self) -> None:
-        assert self._signal is not None and self._stats is not None
+    def _roll(self, state: _Open) -> None:
+        assert state.stats is not None
+        if not state.stats.stats.requests:  # its only request was refused: nothing to write
+            state.index -= 1
+            state.parts, state.size, state.stats = [], 0, None
+            return
         full = _Full(
-            layout.segment_name(self._signal, self._index),
-            self._signal,
-            self._parts,
-            self._size,
-            self._stats.stats,
+            layout.segment_name(state.signal, state.index),
+            state.signal,
+            state.parts,
+            state.size,
+            state.stats.stats,
         )
-        self._parts, self._size, self._stats = [], 0, None
+        state.parts, state.size, state.stats = [], 0, None
         self._collect(keep=self._workers - 1)  # bounded: at most `workers` segments in flight
-        self._pending.append(self._pool.submit(self._compress, full))
+        with self._lock:
+            self._pending.append(self._pool.submit(self._compress, full))
 
     def _compress(self, full: _Full) -> FileEntry:
         path = self._root / full.name
@@ -153,5 +173,11 @@ class SegmentWriter:
 
     def _collect(self, keep: int = 0) -> None:
         """Wait for the oldest segments until at most ``keep`` are still compressing."""
-        while len(self._pending) > keep:
-            self._entries.append(self._pending.popleft().result())
+        while True:
+            with self._lock:
+                if len(self._pending) <= keep:
+                    return
+                oldest = self._pending.popleft()
+            entry = oldest.result()
+            with self._lock:
+                self._entries.append(entry)
