@@ -17,15 +17,15 @@ import pytest
 
 from bundlekit.errors import ExitCode, FormatError, InputError, LimitExceeded
 from bundlekit.format import canonical, layout
+from bundlekit.format.directory import DirectoryReader
 from bundlekit.format.dsse import Envelope, Signature
 from bundlekit.format.layout import check_relative_path
 from bundlekit.format.manifest import PAYLOAD_TYPE, Manifest
+from bundlekit.format.reader import ContainerError
 from bundlekit.inputs_config import read_collector_config, read_dashboards
 from bundlekit.keys import GeneratedKey, KeyType
 from bundlekit.limits import DEFAULT_LIMITS, Limits
 from bundlekit.verify import VerifyOptions, check_bundle
-from bundlekit.format.directory import DirectoryReader
-from bundlekit.format.reader import ContainerError
 
 ED = KeyType.ED25519
 #: Caps tested elsewhere (test_segment.py), with the segment reader.
@@ -54,6 +54,7 @@ def test_every_limit_has_a_boundary_test_here_or_in_test_segment() -> None:
         "max_reason_chars",
         "max_window_bytes",  # tests/test_segment.py
         "max_schema_listing_bytes",  # tests/test_fuzz.py
+        "max_pax_header_bytes",
     }
     assert {f.name for f in dataclasses.fields(Limits)} == tested | SEGMENT_CAPS
 
@@ -311,3 +312,36 @@ def test_key_file_exactly_at_max_key_bytes_loads_one_byte_over_is_refused(
     over.write_bytes(pem + b"\n" * (cap - len(pem) + 1))
     with pytest.raises(InputError, match=f"is larger than {cap} bytes"):
         load_public_key(over)
+
+
+# --------------------------------------------------------------------------- max_pax_header_bytes
+
+
+def test_pax_header_at_max_pax_header_bytes_is_read_one_byte_over_is_oversized(
+    tmp_path: Path,
+) -> None:
+    """A member name too long for ustar gets a pax header; its size is capped before reading."""
+    import io
+
+    from bundlekit.format.archive import ArchiveReader, ArchiveWriter, member_header
+
+    name = "attachments/" + "n" * 200
+    buffer = io.BytesIO()
+    writer = ArchiveWriter(buffer, 0)
+    writer.add_bytes(layout.MANIFEST_NAME, b"{}")
+    writer.add_bytes(name, b"x")
+    writer.finish()
+    pax_size = len(member_header(name, 1, 0)) - 512 * 2  # the pax data block(s), rounded
+    pax = int(buffer.getvalue()[512 * 2 + 124 : 512 * 2 + 136].rstrip(b"\0"), 8)
+    assert 0 < pax <= pax_size
+
+    def members(cap: int) -> list[str]:
+        reader = ArchiveReader.from_stream(
+            io.BytesIO(buffer.getvalue()), "t", Limits(max_pax_header_bytes=cap)
+        )
+        return [m.name for m in reader.members()]
+
+    assert members(pax) == [name]
+    with pytest.raises(ContainerError, match=f"pax header of {pax} bytes") as caught:
+        members(pax - 1)
+    assert caught.value.defect == "oversized"

@@ -34,7 +34,7 @@ from bundlekit.keys import GeneratedKey, KeyType, load_private_key
 from bundlekit.limits import DEFAULT_LIMITS, Limits, envelope_bytes_for
 from bundlekit.sign import sign_bundle
 from bundlekit.verify import (
-    Category,
+    Defect,
     VerificationReport,
     VerifyOptions,
     check_bundle,
@@ -381,8 +381,8 @@ def test_default_findings_cap_applies_to_the_cli(
 
 def test_omitted_failures_still_decide_the_exit_code() -> None:
     report = VerificationReport("b", 1, False, max_findings=1)
-    report.fail(Category.FORMAT, "oversized", "too big")
-    report.fail(Category.INTEGRITY, "missing", "gone", "x")
+    report.fail(Defect.OVERSIZED, "too big")
+    report.fail(Defect.MISSING, "gone", "x")
     assert [f.code for f in report.failures] == ["oversized"]
     assert report.exit_code is ExitCode.INTEGRITY
     assert not report.ok
@@ -391,7 +391,7 @@ def test_omitted_failures_still_decide_the_exit_code() -> None:
 def test_a_report_at_zero_failures_is_ok_and_lists_no_note() -> None:
     report = VerificationReport("b", 1, False, max_findings=0)
     assert report.ok and report.all_notes == []
-    report.fail(Category.INTEGRITY, "missing", "gone", "x")
+    report.fail(Defect.MISSING, "gone", "x")
     assert not report.ok and report.failures == [] and report.exit_code is ExitCode.INTEGRITY
 
 

@@ -16,12 +16,12 @@ from pathlib import Path
 
 import pytest
 
-from bundlekit.errors import ExitCode, IntegrityError
+from bundlekit.errors import ExitCode
 from bundlekit.format import canonical, layout
 from bundlekit.format.dsse import Envelope, Signature
 from bundlekit.format.manifest import PAYLOAD_TYPE
 from bundlekit.keys import GeneratedKey, KeyType, load_private_key
-from bundlekit.verify import VerifyOptions, check_bundle, verify_bundle
+from bundlekit.verify import VerificationFailed, VerifyOptions, check_bundle, verify_bundle
 from tests.bundles import pack_small
 from tests.test_cli import bundlekit
 
@@ -195,8 +195,9 @@ def test_failed_verification_error_quotes_each_value_on_its_own_line(
 ) -> None:
     """The raising door (used by replay) composes text: values inside it are neutralized."""
     _with_hostile_files(bundle)
-    with pytest.raises(IntegrityError) as caught:
+    with pytest.raises(VerificationFailed) as caught:
         verify_bundle(bundle, VerifyOptions(keys=[keys[ED].public_path]))
+    assert caught.value.exit_code is ExitCode.INTEGRITY
     message = caught.value.message
     assert_neutral(message)
     report = check_bundle(bundle, VerifyOptions(keys=[keys[ED].public_path]))

@@ -24,9 +24,16 @@ from bundlekit.errors import ExitCode, FormatError, LimitExceeded, UsageError
 from bundlekit.format import canonical, layout
 from bundlekit.format.dsse import Envelope, Signature
 from bundlekit.format.manifest import PAYLOAD_TYPE, Manifest
+from bundlekit.format.reader import Extent
 from bundlekit.keys import GeneratedKey, KeyType, load_private_key, load_public_key
 from bundlekit.limits import Limits
-from bundlekit.verify import TrustStore, VerifyOptions, check_bundle, verify_bundle
+from bundlekit.verify import (
+    TrustStore,
+    VerificationFailed,
+    VerifyOptions,
+    check_bundle,
+    verify_bundle,
+)
 from bundlekit.verify.signatures import check_signatures
 from tests.bundles import write_envelope
 
@@ -109,8 +116,9 @@ def test_failed_listing_over_max_files_is_reported_as_a_failure_not_ok(
     assert finding.code == "listing"
     assert f"more than {limits.max_files} entries" in finding.message
     assert report.files_checked == 0
-    with pytest.raises(FormatError, match="more than"):
+    with pytest.raises(VerificationFailed, match="more than") as caught:
         verify_bundle(bundle, options)
+    assert caught.value.exit_code is ExitCode.FORMAT
 
 
 def test_every_unsafe_file_name_is_flagged_not_silently_dropped(
@@ -489,8 +497,9 @@ def test_signed_manifest_that_is_inconsistent_is_refused(
     with pytest.raises(FormatError, match="manifest is inconsistent") as caught:
         Manifest.from_bytes(raw)
     assert words in caught.value.message
-    with pytest.raises(FormatError):
+    with pytest.raises(VerificationFailed) as failed:
         verify_bundle(bundle, _trust(keys))
+    assert failed.value.exit_code is ExitCode.FORMAT
 
 
 def test_consistent_resigned_manifest_still_verifies(
@@ -608,20 +617,21 @@ def test_deep_check_decodes_every_segment_and_counts_records(
 def test_raise_for_report_picks_the_error_of_the_first_failing_category(
     bundle: Path, keys: dict[KeyType, GeneratedKey]
 ) -> None:
-    from bundlekit.errors import IntegrityError, SignatureError
     from bundlekit.verify.verifier import raise_for_report
 
     ok = check_bundle(bundle, _trust(keys))
     raise_for_report(ok)  # an ok report raises nothing
     (bundle / "attachments-extra").write_bytes(b"x")
     report = check_bundle(bundle, _trust(keys))
-    with pytest.raises(IntegrityError, match="failed verification") as caught:
+    with pytest.raises(VerificationFailed, match="failed verification") as caught:
         raise_for_report(report)
+    assert caught.value.exit_code is ExitCode.INTEGRITY
     assert "attachments-extra" in caught.value.message
-    assert caught.value.report is report  # type: ignore[attr-defined]
+    assert caught.value.report is report
     (bundle / layout.ENVELOPE_NAME).unlink()
-    with pytest.raises(SignatureError):
+    with pytest.raises(VerificationFailed) as unsigned:
         raise_for_report(check_bundle(bundle, _trust(keys)))
+    assert unsigned.value.exit_code is ExitCode.SIGNATURE
 
 
 def test_size_mismatch_does_not_stop_the_other_files_being_checked(
@@ -649,20 +659,18 @@ def test_missing_file_does_not_stop_the_other_files_being_checked(
 
 
 def _failing_open(name: str, fail_on: set[int], swap_to: bytes | None = None) -> Any:
-    """A DirectorySource.open that fails (or first swaps the file) on chosen opens of ``name``."""
-    from bundlekit.verify.source import DirectorySource
-
-    real = DirectorySource.open
+    """An Extent.open that fails (or first swaps the file) on chosen opens of ``name``."""
+    real = Extent.open
     count = [0]
 
-    def open_(source: DirectorySource, wanted: str) -> Any:
-        if wanted == name:
+    def open_(extent: Extent) -> Any:
+        if extent.inner == name:
             count[0] += 1
             if count[0] in fail_on:
                 if swap_to is None:
-                    raise PermissionError(13, "Permission denied", wanted)
-                (source.root / wanted).write_bytes(swap_to)
-        return real(source, wanted)
+                    raise PermissionError(13, "Permission denied", name)
+                (Path(extent.base) / name).write_bytes(swap_to)
+        return real(extent)
 
     return open_
 
@@ -670,10 +678,8 @@ def _failing_open(name: str, fail_on: set[int], swap_to: bytes | None = None) ->
 def test_unreadable_file_is_reported_and_the_rest_are_still_checked(
     bundle: Path, keys: dict[KeyType, GeneratedKey], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from bundlekit.verify.source import DirectorySource
-
     name = "otlp/logs/000001.binpb.zst"
-    monkeypatch.setattr(DirectorySource, "open", _failing_open(name, {1}))
+    monkeypatch.setattr(Extent, "open", _failing_open(name, {1}))
     _flip_last_byte(bundle / "otlp/traces/000001.binpb.zst")
     report = check_bundle(bundle, _trust(keys))
     assert report.exit_code is ExitCode.INTEGRITY
@@ -692,30 +698,31 @@ def test_unreadable_file_is_reported_and_the_rest_are_still_checked(
 def test_file_unreadable_during_deep_check_is_reported(
     bundle: Path, keys: dict[KeyType, GeneratedKey], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from bundlekit.verify.source import DirectorySource
-
     name = "otlp/logs/000001.binpb.zst"
-    monkeypatch.setattr(DirectorySource, "open", _failing_open(name, {2}))
-    report = check_bundle(bundle, VerifyOptions(keys=[keys[ED].public_path], deep=True))
+    monkeypatch.setattr(Extent, "open", _failing_open(name, {1}))
+    # One worker: deep runs in this process, where the patch applies.
+    options = VerifyOptions(keys=[keys[ED].public_path], deep=True, workers=1)
+    report = check_bundle(bundle, options)
     assert [(f.code, f.path) for f in report.failures] == [("unreadable", name)]
     assert report.exit_code is ExitCode.INTEGRITY
     assert report.records_checked == 80 + 40  # the other two segments were decoded
 
 
-def test_file_changed_between_hashing_and_deep_check_is_a_digest_failure(
+def test_segment_swapped_before_the_deep_read_is_a_digest_failure_and_not_decoded(
     bundle: Path, keys: dict[KeyType, GeneratedKey], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
+    """Deep reads each segment once: the bytes it decodes are the bytes it hashed."""
     from bundlekit.format.segment import compress_segment
-    from bundlekit.verify.source import DirectorySource
     from tests import otlpgen
 
     name = "otlp/logs/000001.binpb.zst"
     swapped = compress_segment(otlpgen.stream(otlpgen.logs(7)))  # a valid, different segment
-    monkeypatch.setattr(DirectorySource, "open", _failing_open(name, {2}, swap_to=swapped))
-    report = check_bundle(bundle, VerifyOptions(keys=[keys[ED].public_path], deep=True))
+    monkeypatch.setattr(Extent, "open", _failing_open(name, {1}, swap_to=swapped))
+    options = VerifyOptions(keys=[keys[ED].public_path], deep=True, workers=1)
+    report = check_bundle(bundle, options)
     changed = [f for f in report.failures if f.code == "digest"]
     assert [f.path for f in changed] == [name]
-    assert "changed while it was being verified" in changed[0].message
+    assert report.records_checked == 80 + 40  # the swapped logs segment was not decoded
 
 
 def test_signed_segment_that_does_not_decode_is_a_deep_format_failure(
@@ -738,7 +745,7 @@ def test_signed_segment_that_does_not_decode_is_a_deep_format_failure(
     _resign(bundle, doc, keys[ED])
     assert check_bundle(bundle, _trust(keys)).ok  # hashes match the signed manifest
     report = check_bundle(bundle, VerifyOptions(keys=[keys[ED].public_path], deep=True))
-    assert [(f.code, f.path) for f in report.failures] == [("deep", name)]
+    assert [(f.code, f.path) for f in report.failures] == [("undecodable", name)]
     assert report.exit_code is ExitCode.FORMAT
     assert "cannot decode segment" in report.failures[0].message
 
@@ -754,13 +761,14 @@ def test_bundle_path_that_does_not_exist_is_a_usage_error(
     assert caught.value.exit_code is ExitCode.USAGE
 
 
-def test_bundle_path_that_is_a_file_is_a_usage_error(
+def test_bundle_path_that_is_a_file_but_not_an_archive_is_a_format_failure(
     tmp_path: Path, keys: dict[KeyType, GeneratedKey]
 ) -> None:
     (tmp_path / "bundle.tar").write_bytes(b"not a directory")
-    with pytest.raises(UsageError, match="is not a bundle directory") as caught:
-        check_bundle(tmp_path / "bundle.tar", _trust(keys))
-    assert caught.value.hint is not None and "bundlekit pack" in caught.value.hint
+    report = check_bundle(tmp_path / "bundle.tar", _trust(keys))
+    assert [f.code for f in report.failures] == ["archive-malformed"]
+    assert "is not a bundle archive" in report.failures[0].message
+    assert report.exit_code is ExitCode.FORMAT
 
 
 def test_envelope_reached_through_a_symlinked_signatures_directory_is_not_read(
@@ -793,19 +801,17 @@ def test_directory_swapped_for_a_link_during_hashing_is_reported_not_a_hang(
 ) -> None:
     import threading
 
-    from bundlekit.verify.source import DirectorySource
-
-    real = DirectorySource.open
+    real = Extent.open
     name = "otlp/logs/000001.binpb.zst"
 
-    def swap_then_open(source: DirectorySource, wanted: str) -> Any:
-        if wanted == name and not (bundle / "otlp" / "logs").is_symlink():
+    def swap_then_open(extent: Extent) -> Any:
+        if extent.inner == name and not (bundle / "otlp" / "logs").is_symlink():
             # An attacker replaces the directory with a link after it was listed.
             shutil.move(bundle / "otlp" / "logs", tmp_path / "logs-elsewhere")
             os.symlink(tmp_path / "logs-elsewhere", bundle / "otlp" / "logs")
-        return real(source, wanted)
+        return real(extent)
 
-    monkeypatch.setattr(DirectorySource, "open", swap_then_open)
+    monkeypatch.setattr(Extent, "open", swap_then_open)
     reports: list[Any] = []
     worker = threading.Thread(
         target=lambda: reports.append(check_bundle(bundle, _trust(keys))), daemon=True

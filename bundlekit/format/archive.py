@@ -430,9 +430,18 @@ class ArchiveReader(BundleReader):
 
     def _read_head(self) -> Head:
         self._head_done = True
-        first = self._next()
+        try:
+            first = self._next()
+        except ContainerError as exc:
+            if exc.defect is not Defect.ARCHIVE_MALFORMED:
+                raise
+            raise ContainerError(
+                Defect.ARCHIVE_MALFORMED,
+                f"{self.location} is not a bundle archive ({exc.message})",
+                hint="pass a bundle directory or a .bundle.tar written by bundlekit",
+            ) from None
         if first is None:
-            raise _malformed("the archive holds no members")
+            raise _malformed(f"{self.location} is an empty archive")
         if first.name != MANIFEST_NAME:
             raise ContainerError(Defect.ORDER, "the first member must be manifest.json", first.name)
         manifest = self._read_small(first, self.limits.max_manifest_bytes)

@@ -7,6 +7,7 @@ hostile bundle cannot make a reader wander outside it or list forever.
 
 from __future__ import annotations
 
+import errno
 import os
 import stat
 from collections.abc import Iterator
@@ -79,7 +80,7 @@ class DirectoryReader(BundleReader):
         except (FileNotFoundError, LinkRefused, NotADirectoryError):
             return None
         except OSError as exc:
-            if exc.errno == getattr(os, "ELOOP", -1):  # the final component is a link
+            if exc.errno == errno.ELOOP:  # the final component is a link
                 return None
             raise
         with os.fdopen(fd, "rb") as handle:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from bundlekit.errors import EgressRefused, IntegrityError, SignatureError
+from bundlekit.errors import EgressRefused, IntegrityError
 from bundlekit.keys import GeneratedKey, KeyType, generate_key
 from bundlekit.otlp.signals import Signal
 from bundlekit.replay import (
@@ -24,6 +24,7 @@ from bundlekit.replay import (
     replay_bundle,
 )
 from bundlekit.replay.interface import ExportResult, Outcome
+from bundlekit.verify import VerificationFailed
 from tests.replay.conftest import options_for
 from tests.replay.fakes import FakeExporter, NoExporter
 from tests.replay.otlpdata import Bundle, count, decode, flatten, make_bundle, markers, shift
@@ -231,23 +232,42 @@ def test_retryable_failures_are_retried_then_delivered(bundle: Bundle) -> None:
     assert Counter(fake.accepted[Signal.TRACES]) == Counter(bundle.requests[Signal.TRACES])
 
 
-def test_tampered_bundle_is_refused_before_connecting(bundle: Bundle, tmp_path: Path) -> None:
+def test_tampered_segment_is_refused_before_any_of_it_is_sent(
+    bundle: Bundle, tmp_path: Path
+) -> None:
+    """Replay reads each segment once and checks its digest before decoding or sending it."""
     copy = tmp_path / "tampered"
     shutil.copytree(bundle.path, copy)
     segment = copy / "otlp" / "traces" / "000001.binpb.zst"
     data = bytearray(segment.read_bytes())
     data[-1] ^= 1
     segment.write_bytes(bytes(data))
-    with pytest.raises(IntegrityError):
+    fake = FakeExporter()
+    with pytest.raises(
+        IntegrityError, match=r"000001\.binpb\.zst differs from the manifest"
+    ) as caught:
+        replay_bundle(copy, options_for(bundle, 1), exporter_factory=fake.factory())
+    assert caught.value.exit_code == 4
+    assert fake.accepted[Signal.TRACES] == []  # not one request of the tampered segment
+
+
+def test_tampered_container_is_refused_before_connecting(bundle: Bundle, tmp_path: Path) -> None:
+    copy = tmp_path / "tampered"
+    shutil.copytree(bundle.path, copy)
+    (copy / "otlp" / "traces" / "999999.binpb.zst").write_bytes(b"unlisted")
+    with pytest.raises(VerificationFailed) as caught:
         replay_bundle(copy, options_for(bundle, 1), exporter_factory=NoExporter())
+    assert caught.value.exit_code == 4
+    assert [f.code for f in caught.value.report.failures] == ["extra"]
 
 
 def test_bundle_signed_by_an_untrusted_key_is_refused(bundle: Bundle, tmp_path: Path) -> None:
     stranger: GeneratedKey = generate_key(tmp_path / "stranger", KeyType.ED25519)
     opts = options_for(bundle, 1)
     opts = replace(opts, trust=TrustOptions(keys=(stranger.public_path,)))
-    with pytest.raises(SignatureError):
+    with pytest.raises(VerificationFailed) as caught:
         replay_bundle(bundle.path, opts, exporter_factory=NoExporter())
+    assert caught.value.exit_code == 3
 
 
 def test_no_verify_replays_but_warns_and_records_it(bundle: Bundle, tmp_path: Path) -> None:
