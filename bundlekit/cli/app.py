@@ -6,12 +6,15 @@ import os
 import sys
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 
 from bundlekit._version import __version__
 from bundlekit.cli.errors import BundlekitGroup
+
+if TYPE_CHECKING:
+    from bundlekit.verify import VerifyOptions
 
 app = typer.Typer(
     cls=BundlekitGroup,
@@ -285,7 +288,7 @@ def inspect(
 
 def _convert_options(
     trust: Path | None, key: list[Path] | None, threshold: int, no_verify: bool
-) -> object:
+) -> VerifyOptions:
     from bundlekit.errors import UsageError
     from bundlekit.verify import VerifyOptions
 
@@ -313,7 +316,7 @@ def archive(
     from bundlekit.cli import render
     from bundlekit.convert import archive_bundle
 
-    report = archive_bundle(bundle, out, _convert_options(trust, key, threshold, no_verify))  # type: ignore[arg-type]
+    report = archive_bundle(bundle, out, _convert_options(trust, key, threshold, no_verify))
     render.converted(report, out, "archived", as_json)
 
 
@@ -331,7 +334,7 @@ def unpack(
     from bundlekit.cli import render
     from bundlekit.convert import unpack_bundle
 
-    report = unpack_bundle(bundle, out, _convert_options(trust, key, threshold, no_verify))  # type: ignore[arg-type]
+    report = unpack_bundle(bundle, out, _convert_options(trust, key, threshold, no_verify))
     render.converted(report, out, "unpacked", as_json)
 
 

@@ -49,6 +49,23 @@ def test_what_arrives_equals_what_was_packed(
         assert markers(signal, receiver.accepted[signal]) == {(bundle.bundle_id, report.replay_id)}
 
 
+def test_replay_of_the_archive_delivers_exactly_what_was_packed(
+    bundle: Bundle, pipeline: tuple[Rotel, Recorder], tmp_path: Path
+) -> None:
+    """pack -> archive -> replay into rotel: the single-file form carries the same data."""
+    from dataclasses import replace
+
+    from bundlekit.convert import archive_bundle
+    from bundlekit.verify import VerifyOptions
+
+    archive = tmp_path / "incident.bundle.tar"
+    archive_bundle(bundle.path, archive, VerifyOptions(keys=[bundle.key.public_path]))
+    rotel, receiver = pipeline
+    report = replay_bundle(archive, options_for(replace(bundle, path=archive), rotel.grpc_port))
+    assert report.completed
+    assert_delivered_exactly(receiver, bundle.requests)
+
+
 def test_rebase_moves_every_timestamp_by_exactly_the_delta(
     bundle: Bundle, pipeline: tuple[Rotel, Recorder]
 ) -> None:
