@@ -23,6 +23,7 @@ from bundlekit.format.manifest import FileEntry, Manifest
 from bundlekit.format.reader import BundleReader, Head, open_bundle
 from bundlekit.fsutil import (
     STAGED_FILE,
+    atomic_write,
     clean_stale_staging,
     fsync_dir,
     staged_directory,
@@ -167,22 +168,39 @@ def _write_small(path: Path, data: bytes) -> None:
         os.fsync(handle.fileno())
 
 
-def replace_envelope(archive: Path, envelope: bytes, options: VerifyOptions) -> None:
-    """Rewrite ``archive`` in place with a new envelope (co-signing); atomic.
+def replace_envelope(location: Path, envelope: bytes, options: VerifyOptions) -> None:
+    """Give the bundle at ``location`` a new envelope (co-signing), atomically.
 
-    Every file is copied through the verifier (signatures are the caller's
-    business: ``options.require_trust`` is normally off here), so a damaged
-    archive is refused rather than endorsed, and the original stays until the
-    new one is complete and fsynced.
+    A directory gets a new envelope file (written aside, fsynced, renamed);
+    nothing else in it is touched.  An archive is rewritten: every file is
+    copied through the verifier (signatures are the caller's business, so
+    ``options.require_trust`` is normally off), so a damaged archive is
+    refused rather than endorsed, and the original stays until the new one is
+    complete and fsynced.
     """
-    with open_bundle(archive, options.limits) as reader:
+    with open_bundle(location, options.limits) as reader:
+        if reader.kind == "directory":
+            _replace_in_directory(location, envelope)
+            return
         head = reader.head()
-        target = temp_sibling(archive, "tmp")
+        target = temp_sibling(location, "tmp")
         try:
             report = _to_archive(reader, head, target, options, envelope)
             raise_for_report(report)
-            with translate_os_errors("write bundle", archive):
-                os.replace(target, archive)
-                fsync_dir(archive.parent)
+            with translate_os_errors("write bundle", location):
+                os.replace(target, location)
+                fsync_dir(location.parent)
         finally:
             target.unlink(missing_ok=True)
+
+
+def _replace_in_directory(root: Path, envelope: bytes) -> None:
+    signatures = root / layout.SIGNATURES_DIR
+    if signatures.is_symlink() or (signatures.exists() and not signatures.is_dir()):
+        raise FormatError(
+            f"{signatures} is a link or not a directory",
+            "refusing to write a signature outside the bundle; it may have been tampered with",
+        )
+    with translate_os_errors("write signature envelope", root / layout.ENVELOPE_NAME):
+        signatures.mkdir(exist_ok=True)
+        atomic_write(root / layout.ENVELOPE_NAME, envelope)

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from bundlekit.errors import FormatError, UsageError, translate_os_errors
-from bundlekit.format import layout
+from bundlekit.convert import replace_envelope
+from bundlekit.errors import FormatError, UsageError
 from bundlekit.format.dsse import Envelope, Signature
 from bundlekit.format.manifest import PAYLOAD_TYPE, Manifest
 from bundlekit.format.reader import open_bundle
-from bundlekit.fsutil import atomic_write
 from bundlekit.keys import Signer
 from bundlekit.limits import DEFAULT_LIMITS, Limits
+from bundlekit.verify.verifier import VerifyOptions
 
 
 def sign_bundle(path: Path, signer: Signer, limits: Limits = DEFAULT_LIMITS) -> Envelope:
@@ -25,7 +25,6 @@ def sign_bundle(path: Path, signer: Signer, limits: Limits = DEFAULT_LIMITS) -> 
     """
     with open_bundle(path, limits) as reader:
         head = reader.head()
-        kind = reader.kind
     raw = head.manifest
     if raw is None:
         raise FormatError(
@@ -47,21 +46,5 @@ def sign_bundle(path: Path, signer: Signer, limits: Limits = DEFAULT_LIMITS) -> 
                 "a key counts once toward a threshold; co-sign with a different key",
             )
     envelope = envelope.with_signature(Signature(signer.keyid, signer.sign(envelope.pae())))
-    if kind == "archive":
-        from bundlekit.convert import replace_envelope
-        from bundlekit.verify.verifier import VerifyOptions
-
-        replace_envelope(
-            path, envelope.to_bytes(), VerifyOptions(limits=limits, require_trust=False)
-        )
-        return envelope
-    signatures = path / layout.SIGNATURES_DIR
-    if signatures.is_symlink() or (signatures.exists() and not signatures.is_dir()):
-        raise FormatError(
-            f"{signatures} is a link or not a directory",
-            "refusing to write a signature outside the bundle; it may have been tampered with",
-        )
-    with translate_os_errors("write signature envelope", path / layout.ENVELOPE_NAME):
-        signatures.mkdir(exist_ok=True)
-        atomic_write(path / layout.ENVELOPE_NAME, envelope.to_bytes())
+    replace_envelope(path, envelope.to_bytes(), VerifyOptions(limits=limits, require_trust=False))
     return envelope
