@@ -346,7 +346,8 @@ class _Verification:
                     source = member.extent or self._read_all(member, entry)
                     if source is not None:
                         deep.submit(entry, source)
-                    self._advance(entry.size)
+                    if member.extent is None:
+                        self._advance(entry.size)  # a stream: reading is the progress
                 elif member.extent is not None:
                     hashed.append(entry)
                 else:
@@ -426,6 +427,8 @@ class _Verification:
         from bundlekit.verify.deep import DeepOutcome
 
         assert isinstance(outcome, DeepOutcome)
+        if self.sequential is False:
+            self._advance(entry.size)
         report = self.report
         if outcome.error is not None:
             defect = Defect.UNREADABLE if outcome.unreadable else Defect.UNDECODABLE
