@@ -151,12 +151,16 @@ class _Verification:
         report = self.report
         try:
             head = self.reader.head()
-            listed = None if self.sequential else list(self.reader.members())
+            # A container that can be listed is listed before anything else, with or
+            # without a sink: a file's structure is refused the same way whichever
+            # command reads it (a stream can only tell as it goes).
+            listed = list(self.reader.members()) if self.reader.random_access else None
         except ContainerError as exc:
             report.fail(exc.defect, exc.message, exc.path)
             return report
         if listed is not None:
             self.extents = {m.name: m.extent for m in listed if m.extent is not None}
+        if listed is not None and not self.sequential:
             early = [name for name in sorted(self.extents) if self._hashed_early(name)]
             # Hashing starts now and runs on threads while keys load and the
             # envelope and manifest are checked on this one.

@@ -1,0 +1,121 @@
+"""Raw tar headers for hostile-archive tests.
+
+Python's tarfile refuses to write some of the lies a hostile archive tells
+(a pax header of any key, a checksum that does not match, a name with ``..``
+in the ustar field, a device with a made-up size), so these helpers write the
+512-byte blocks themselves.  Everything else (reading a good archive back into
+its members) goes through the same format: ``split`` only reads archives
+bundlekit wrote.
+"""
+
+from __future__ import annotations
+
+import io
+import tarfile
+from dataclasses import dataclass
+
+BLOCK = 512
+RECORD = 20 * BLOCK
+MAGIC = b"ustar\x0000"
+
+REGULAR, HARDLINK, SYMLINK, CHARDEV, BLOCKDEV, DIRECTORY, FIFO = (
+    b"0",
+    b"1",
+    b"2",
+    b"3",
+    b"4",
+    b"5",
+    b"6",
+)
+PAX, GNU_LONGNAME = b"x", b"L"
+
+
+def _octal(value: int, width: int) -> bytes:
+    return f"{value:0{width - 1}o}".encode() + b"\0"
+
+
+def header(
+    name: str | bytes,
+    size: int,
+    *,
+    kind: bytes = REGULAR,
+    mode: int = 0o644,
+    mtime: int = 0,
+    linkname: str = "",
+    prefix: str = "",
+    magic: bytes = MAGIC,
+    checksum: int | None = None,
+    size_field: bytes | None = None,
+) -> bytes:
+    """One header block; every field as given, checksum computed unless ``checksum``."""
+    raw_name = name if isinstance(name, bytes) else name.encode("utf-8")
+    block = bytearray(BLOCK)
+    block[0:100] = raw_name[:100].ljust(100, b"\0")
+    block[100:108] = _octal(mode, 8)
+    block[108:116] = _octal(0, 8)
+    block[116:124] = _octal(0, 8)
+    block[124:136] = size_field if size_field is not None else _octal(size, 12)
+    block[136:148] = _octal(mtime, 12)
+    block[156:157] = kind
+    block[157:257] = linkname.encode("utf-8").ljust(100, b"\0")
+    block[257:265] = magic
+    block[345:500] = prefix.encode("utf-8").ljust(155, b"\0")
+    block[148:156] = b" " * 8
+    value = sum(block) if checksum is None else checksum
+    block[148:156] = f"{value:06o}".encode() + b"\0 "
+    return bytes(block)
+
+
+def padding(size: int) -> bytes:
+    return bytes(-size % BLOCK)
+
+
+def member(name: str | bytes, data: bytes = b"", **fields: object) -> bytes:
+    """Header, data and padding of one member (``fields`` go to :func:`header`)."""
+    return header(name, len(data), **fields) + data + padding(len(data))  # type: ignore[arg-type]
+
+
+def pax_record(key: str, value: str) -> bytes:
+    """One ``"%d key=value\\n"`` record whose length counts itself."""
+    body = f" {key}={value}\n".encode()
+    length = len(body) + 1
+    while len(str(length)) + len(body) != length:
+        length += 1
+    return str(length).encode() + body
+
+
+def pax(records: bytes | list[tuple[str, str]], *, declared: int | None = None) -> bytes:
+    """A pax extended header (type ``x``) holding ``records``."""
+    data = records if isinstance(records, bytes) else b"".join(pax_record(*r) for r in records)
+    size = len(data) if declared is None else declared
+    return header("././@PaxHeader", size, kind=PAX) + data + padding(len(data))
+
+
+def end() -> bytes:
+    """Two zero blocks (the record padding is added by :func:`archive`)."""
+    return bytes(2 * BLOCK)
+
+
+def archive(*parts: bytes, terminate: bool = True) -> bytes:
+    body = b"".join(parts) + (end() if terminate else b"")
+    return body + bytes(-len(body) % RECORD) if terminate else body
+
+
+@dataclass(frozen=True)
+class Entry:
+    name: str
+    data: bytes
+
+    def member(self, **fields: object) -> bytes:
+        return member(self.name, self.data, **fields)
+
+
+def split(data: bytes) -> list[Entry]:
+    """The members of an archive bundlekit wrote (a trusted one: tarfile is fine here)."""
+    with tarfile.open(fileobj=io.BytesIO(data), mode="r:") as tar:
+        out = []
+        for info in tar:
+            handle = tar.extractfile(info)
+            assert handle is not None
+            out.append(Entry(info.name, handle.read()))
+        return out
