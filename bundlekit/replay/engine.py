@@ -28,6 +28,8 @@ from pathlib import Path
 
 from bundlekit.errors import translate_os_errors
 from bundlekit.otlp.signals import SIGNALS, Signal
+from bundlekit.otlp.split import split_request
+from bundlekit.otlp.stats import RecordCounter, count_decoded
 from bundlekit.replay.checkpoint import Tracker, open_tracker, segment_key
 from bundlekit.replay.egress import sealed_from_env
 from bundlekit.replay.endpoint import Endpoint, parse_endpoint
@@ -45,12 +47,10 @@ from bundlekit.replay.marker import apply_marker
 from bundlekit.replay.options import ReplayOptions
 from bundlekit.replay.pacing import Pacer
 from bundlekit.replay.rebase import Rebaser, parse_rebase, resolve_delta
-from bundlekit.replay.records import RecordCounter, count_decoded
 from bundlekit.replay.report import ReplayReport
 from bundlekit.replay.retry import Delivery, Retrier, Status
 from bundlekit.replay.route import Route, plan_route
 from bundlekit.replay.source import ReplaySource, open_source
-from bundlekit.replay.split import split_request
 from bundlekit.textsafe import neutralize
 
 ExporterFactory = Callable[[Route, TransportOptions, int], Exporter]
