@@ -1,23 +1,36 @@
-"""Time ``bundlekit replay`` into a real collector against a minimal gRPC sender.
+"""Time ``bundlekit replay`` into a real collector against a strong minimal gRPC sender.
 
-    python bench/bench_replay.py bench/data/spans-1000000 [--large bench/data/spans-3000000]
-                                 [--reps 3] [--json out.json]
+    python bench/bench_replay.py bench/data/spans-1000000 [--bundle PATH --key PUB]
+                                 [--large bench/data/spans-3000000] [--reps 5] [--json out.json]
 
 Data sets come from ``bench/gen_data.py``.  The traces file is packed into a
-signed bundle once; a rotel collector with ``--exporter blackhole`` runs on
-free loopback ports.  Each repetition runs, each as its own process:
+signed bundle once (or ``--bundle``/``--key`` name an existing one: a directory
+or, once it exists, a ``.bundle.tar``); one rotel collector with
+``--exporter blackhole`` runs on free loopback ports for the whole run, so its
+start-up is in no measurement.  One untimed warm-up of every case, then
+``--reps`` interleaved repetitions, each case its own process:
 
-  baseline     a minimal loop: read the stored requests from the traces file and
-               send the bytes with grpc unary_unary (no serializers), 8 in flight
+  baseline     the minimal loop of issue 7: grpc's generic ``unary_unary`` on the
+               trace Export method with no serializers, the stored request bytes
+               (streamed from the traces file), a pool of 8 threads making blocking
+               calls, so 8 requests are always in flight
   raw          bundlekit replay BUNDLE --signal traces --no-marker
   rebase-now   bundlekit replay BUNDLE --signal traces --rebase now   (marker on)
 
-One untimed warm-up repetition runs first.  Times are wall-clock for the
-whole command (start-up and bundle verification included for replay), and
-peak RSS comes from wait4 (the child's own rusage).  With ``--large``, raw
-replay of a bigger data set is also measured, to show memory is flat in bundle
-size.  Targets: raw >= 0.8 x baseline spans/s, rebase-now >= 0.5 x, peak RSS
-<= 256 MB.
+Two rates per run, both from acknowledged spans: over the whole command's wall
+time (interpreter start-up, imports and, for replay, bundle verification
+included) and over its send phase (first request to last acknowledgement: the
+replay report's ``duration_s``; the baseline times its own loop).  The targets
+(raw >= 0.85x, rebase-now >= 0.6x the baseline) are on whole-command wall time
+for both sides.  Peak RSS comes from wait4 (the child's own rusage).
+
+Why the old baseline showed 130k spans/s: it kept 8 grpc *futures* in flight
+and waited on the oldest.  grpc's Python futures complete through one
+channel-spin thread, so each response waits its turn behind the others; 8
+threads each blocked in a call (the GIL released in C-core) send about twice
+as fast on this machine.  It also imported the test helpers (and with them
+pytest) at start-up, inside its timed wall time; the worker now imports only
+grpc.
 """
 
 from __future__ import annotations
@@ -27,7 +40,6 @@ import json
 import os
 import platform
 import statistics
-import struct
 import subprocess
 import sys
 import tempfile
@@ -37,35 +49,52 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-from tests.replay.rotel import Rotel  # noqa: E402 - after the path tweak
-
 TRACE_METHOD = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
 IN_FLIGHT = 8
 
 
 def baseline_worker(path: Path, port: int) -> None:
-    """The reference: stored request bytes straight onto a gRPC channel, 8 in flight."""
-    from collections import deque
+    """The reference: stored request bytes onto one channel from 8 blocking threads.
+
+    Prints ``{"send_s": ..., "requests": ...}``: the time from the first call to
+    the last response.  Any failed call raises (the process exits non-zero).
+    """
+    import struct
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
 
     import grpc
 
+    header = struct.Struct(">I")  # the framing of otlp.framing, without importing bundlekit
     channel = grpc.insecure_channel(
-        f"127.0.0.1:{port}", [("grpc.max_send_message_length", 64 << 20)]
+        f"127.0.0.1:{port}",
+        [("grpc.max_send_message_length", 64 << 20), ("grpc.max_receive_message_length", 64 << 20)],
     )
     export = channel.unary_unary(TRACE_METHOD)
-    pending: deque[Any] = deque()
-    header = struct.Struct(">I")
-    with open(path, "rb") as stream:
-        while head := stream.read(4):
+    slots = threading.Semaphore(IN_FLIGHT)
+    errors: list[BaseException] = []
+
+    def call(body: bytes) -> None:
+        try:
+            export(body, timeout=60)
+        except BaseException as exc:
+            errors.append(exc)
+        finally:
+            slots.release()
+
+    requests = 0
+    with open(path, "rb") as stream, ThreadPoolExecutor(IN_FLIGHT) as pool:
+        started = time.perf_counter()
+        while head := stream.read(header.size):
             body = stream.read(header.unpack(head)[0])
-            if len(pending) >= IN_FLIGHT:
-                pending.popleft().result()
-            pending.append(export.future(body, timeout=60))
-    for future in pending:
-        future.result()
+            slots.acquire()
+            pool.submit(call, body)
+            requests += 1
+    send = time.perf_counter() - started
     channel.close()
+    if errors:
+        raise errors[0]
+    print(json.dumps({"send_s": send, "requests": requests}))
 
 
 def run(cmd: list[str]) -> tuple[float, float, str]:
@@ -84,22 +113,31 @@ def run(cmd: list[str]) -> tuple[float, float, str]:
         return wall, usage.ru_maxrss / 1024, out.read().decode()
 
 
-def pack(data: Path, work: Path) -> tuple[Path, Path, int]:
-    """Bundle the traces file of ``data`` with the CLI; returns (bundle, public key, spans).
+def pack(data: Path, work: Path) -> tuple[Path, Path]:
+    """Bundle the traces file of ``data`` with the CLI; returns (bundle, public key).
 
     Packing runs in child processes so this process stays small: a child's peak
     RSS (wait4) includes the memory it inherited from its parent before exec.
     """
     work.mkdir(parents=True, exist_ok=True)
     bundlekit = [sys.executable, "-m", "bundlekit"]
-    subprocess.run([*bundlekit, "keygen", "--out", str(work / "bench"), "--no-passphrase"],
-                   check=True, stdout=subprocess.DEVNULL)
+    subprocess.run(
+        [*bundlekit, "keygen", "--out", str(work / "bench"), "--no-passphrase"],
+        check=True,
+        stdout=subprocess.DEVNULL,
+    )
     bundle = work / "bundle"
-    subprocess.run([*bundlekit, "pack", "--traces", str(data / "traces.binpb"), "--out",
-                    str(bundle), "--key", str(work / "bench.key")],
-                   check=True, stdout=subprocess.DEVNULL)
-    spans = json.loads((data / "dataset.json").read_text())["files"]["traces"]["records"]
-    return bundle, work / "bench.pub", int(spans)
+    subprocess.run(
+        [*bundlekit, "pack", "--traces", str(data / "traces.binpb"), "--out", str(bundle),
+         "--key", str(work / "bench.key")],
+        check=True,
+        stdout=subprocess.DEVNULL,
+    )  # fmt: skip
+    return bundle, work / "bench.pub"
+
+
+def spans_of(data: Path) -> int:
+    return int(json.loads((data / "dataset.json").read_text())["files"]["traces"]["records"])
 
 
 def replay_cmd(bundle: Path, key: Path, port: int, *extra: str) -> list[str]:
@@ -107,17 +145,40 @@ def replay_cmd(bundle: Path, key: Path, port: int, *extra: str) -> list[str]:
         sys.executable, "-m", "bundlekit", "replay", str(bundle),
         "--endpoint", f"http://127.0.0.1:{port}", "--key", str(key),
         "--signal", "traces", "--json", *extra,
-    ]
+    ]  # fmt: skip
 
 
-def measure(data: Path, large: Path | None, reps: int) -> dict[str, Any]:
-    results: dict[str, Any] = {"runs": {}, "machine": {
-        "python": platform.python_version(), "cpus": os.cpu_count(),
-        "platform": platform.platform()}}
+def rotel_version() -> str:
+    from importlib.metadata import version
+
+    return f"rotel {version('rotel')}"
+
+
+def measure(
+    data: Path, bundle: Path | None, key: Path | None, large: Path | None, reps: int
+) -> dict[str, Any]:
+    results: dict[str, Any] = {
+        "runs": {},
+        "machine": {
+            "python": platform.python_version(),
+            "cpus": os.cpu_count(),
+            "platform": platform.platform(),
+            "collector": rotel_version(),
+        },
+    }
+    # Imported here, not at the top: the baseline worker runs this file too, and
+    # importing the test helpers (pytest) would count in its wall time.
+    sys.path.insert(0, str(ROOT))
+    from tests.replay.rotel import Rotel
+
+    spans = spans_of(data)
+    results["spans"] = spans
     with tempfile.TemporaryDirectory(prefix="bench-replay-") as tmp:
         work = Path(tmp)
-        bundle, key, spans = pack(data, work / "small")
-        results["spans"] = spans
+        if bundle is None:
+            bundle, key = pack(data, work / "small")
+        assert key is not None, "--bundle needs --key"
+        results["bundle"] = str(bundle)
         with Rotel(work, exporter="blackhole") as rotel:
             port = rotel.grpc_port
             cases = {
@@ -125,45 +186,50 @@ def measure(data: Path, large: Path | None, reps: int) -> dict[str, Any]:
                              str(data / "traces.binpb"), str(port)],
                 "raw": replay_cmd(bundle, key, port, "--no-marker"),
                 "rebase-now": replay_cmd(bundle, key, port, "--rebase", "now"),
-            }
-            large_case = None
+            }  # fmt: skip
+            counts = {name: spans for name in cases}
             if large is not None:
-                big_bundle, big_key, big_spans = pack(large, work / "large")
-                results["large_spans"] = big_spans
-                large_case = replay_cmd(big_bundle, big_key, port, "--no-marker")
-            for cmd in cases.values():  # warm-up
+                big_bundle, big_key = pack(large, work / "large")
+                counts["raw-large"] = spans_of(large)
+                results["large_spans"] = counts["raw-large"]
+                cases["raw-large"] = replay_cmd(big_bundle, big_key, port, "--no-marker")
+            for cmd in cases.values():  # warm-up: page cache, rotel's allocations
                 run(cmd)
             for rep in range(reps):
                 for name, cmd in cases.items():
                     wall, rss, out = run(cmd)
-                    entry = {"wall_s": wall, "rss_mb": rss, "spans_per_s": spans / wall}
-                    if out.strip():
-                        report = json.loads(out)
-                        entry["send_s"] = report["duration_s"]
-                        assert report["signals"]["traces"]["records_acknowledged"] == spans
+                    report = json.loads(out)
+                    if name == "baseline":
+                        send = report["send_s"]
+                    else:
+                        send = report["duration_s"]
+                        acked = report["signals"]["traces"]["records_acknowledged"]
+                        assert acked == counts[name], (name, acked, counts[name])
+                    entry = {
+                        "wall_s": wall,
+                        "send_s": send,
+                        "rss_mb": rss,
+                        "spans_per_s": counts[name] / wall,
+                        "send_spans_per_s": counts[name] / send,
+                    }
                     results["runs"].setdefault(name, []).append(entry)
-                    print(f"rep {rep + 1} {name:11} {wall:7.2f} s {spans / wall:>12,.0f} spans/s "
-                          f"{rss:7.1f} MB", flush=True)
-                if large_case is not None:
-                    wall, rss, _ = run(large_case)
-                    results["runs"].setdefault("raw-large", []).append(
-                        {"wall_s": wall, "rss_mb": rss,
-                         "spans_per_s": results["large_spans"] / wall})
-                    rate = results["large_spans"] / wall
-                    print(f"rep {rep + 1} raw-large   {wall:7.2f} s {rate:>12,.0f} spans/s "
-                          f"{rss:7.1f} MB", flush=True)
+                    print(
+                        f"rep {rep + 1} {name:11} wall {wall:6.2f} s {counts[name] / wall:>10,.0f}"
+                        f" spans/s  send {send:6.2f} s {counts[name] / send:>10,.0f} spans/s "
+                        f"{rss:6.1f} MB",
+                        flush=True,
+                    )
     summary: dict[str, Any] = {}
     for name, entries in results["runs"].items():
         summary[name] = {
-            "median_wall_s": statistics.median(e["wall_s"] for e in entries),
-            "median_spans_per_s": statistics.median(e["spans_per_s"] for e in entries),
-            "peak_rss_mb": max(e["rss_mb"] for e in entries),
+            key_: statistics.median(e[key_] for e in entries)
+            for key_ in ("wall_s", "send_s", "spans_per_s", "send_spans_per_s")
         }
-        if all("send_s" in e for e in entries):
-            summary[name]["median_send_s"] = statistics.median(e["send_s"] for e in entries)
-    base = summary["baseline"]["median_spans_per_s"]
-    summary["ratio_raw"] = summary["raw"]["median_spans_per_s"] / base
-    summary["ratio_rebase_now"] = summary["rebase-now"]["median_spans_per_s"] / base
+        summary[name]["peak_rss_mb"] = max(e["rss_mb"] for e in entries)
+    base = summary["baseline"]
+    for name in ("raw", "rebase-now"):
+        summary[name]["ratio_wall"] = summary[name]["spans_per_s"] / base["spans_per_s"]
+        summary[name]["ratio_send"] = summary[name]["send_spans_per_s"] / base["send_spans_per_s"]
     results["summary"] = summary
     return results
 
@@ -171,16 +237,23 @@ def measure(data: Path, large: Path | None, reps: int) -> dict[str, Any]:
 def markdown(results: dict[str, Any]) -> str:
     s = results["summary"]
     rows = [
-        "| run | median wall (s) | median spans/s | ratio to baseline | peak RSS (MB) |",
-        "|---|---:|---:|---:|---:|",
+        "| run | median wall (s) | spans/s (wall) | vs baseline (wall) | median send (s) "
+        "| spans/s (send) | vs baseline (send) | peak RSS (MB) |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
-    base = s["baseline"]["median_spans_per_s"]
     for name in ("baseline", "raw", "rebase-now", "raw-large"):
-        if name in s:
-            row = s[name]
-            ratio = f"{row['median_spans_per_s'] / base:.2f}x" if name != "raw-large" else "-"
-            rows.append(f"| {name} | {row['median_wall_s']:.2f} | {row['median_spans_per_s']:,.0f} "
-                        f"| {ratio} | {row['peak_rss_mb']:.0f} |")
+        if name not in s:
+            continue
+        row = s[name]
+        wall_ratio = f"{row['ratio_wall']:.2f}x" if "ratio_wall" in row else "-"
+        send_ratio = f"{row['ratio_send']:.2f}x" if "ratio_send" in row else "-"
+        if name == "baseline":
+            wall_ratio = send_ratio = "1.00x"
+        rows.append(
+            f"| {name} | {row['wall_s']:.2f} | {row['spans_per_s']:,.0f} | {wall_ratio} "
+            f"| {row['send_s']:.2f} | {row['send_spans_per_s']:,.0f} | {send_ratio} "
+            f"| {row['peak_rss_mb']:.0f} |"
+        )
     return "\n".join(rows)
 
 
@@ -189,17 +262,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     if argv[:1] == ["--baseline-worker"]:
         baseline_worker(Path(argv[1]), int(argv[2]))
         return 0
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("data", type=Path, help="data set directory from bench/gen_data.py")
+    parser.add_argument("--bundle", type=Path, help="replay this bundle (of data's traces)")
+    parser.add_argument("--key", type=Path, help="public key that signed --bundle")
     parser.add_argument("--large", type=Path, help="a bigger data set, for RSS flatness")
-    parser.add_argument("--reps", type=int, default=3)
+    parser.add_argument("--reps", type=int, default=5)
     parser.add_argument("--json", type=Path, help="write all measurements here")
     args = parser.parse_args(argv)
-    results = measure(args.data, args.large, args.reps)
+    results = measure(args.data, args.bundle, args.key, args.large, args.reps)
     print(markdown(results))
     s = results["summary"]
-    print(f"raw/baseline {s['ratio_raw']:.2f} (target >= 0.8); "
-          f"rebase-now/baseline {s['ratio_rebase_now']:.2f} (target >= 0.5)")
+    print(
+        f"whole-command wall time: raw/baseline {s['raw']['ratio_wall']:.2f} (target >= 0.85); "
+        f"rebase-now/baseline {s['rebase-now']['ratio_wall']:.2f} (target >= 0.6)"
+    )
     if args.json:
         args.json.write_text(json.dumps(results, indent=2) + "\n")
     return 0

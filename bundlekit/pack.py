@@ -27,8 +27,9 @@ from bundlekit.fsutil import FileStamp, open_regular
 from bundlekit.inputs_config import read_collector_config, read_dashboards
 from bundlekit.keys import Signer
 from bundlekit.limits import DEFAULT_LIMITS, Limits
-from bundlekit.otlp.inputs import confirm_signal, detect_signal, iter_input_requests, split_request
+from bundlekit.otlp.inputs import confirm_signal, detect_signal, iter_input_requests
 from bundlekit.otlp.signals import SIGNALS, Signal
+from bundlekit.otlp.split import split_input
 from bundlekit.retention import resolve_retention
 
 
@@ -224,11 +225,7 @@ def _pack_otlp(
                 continue
             for data in iter_input_requests(path, limits, expect=stamp):
                 consumed += len(data) + 4
-                parts = (
-                    split_request(signal, data, limits.max_request_bytes, str(path))
-                    if len(data) > limits.max_request_bytes
-                    else [data]
-                )
+                parts = split_input(signal, data, limits.max_request_bytes, str(path))
                 for part in parts:
                     try:
                         builder.add_request(signal, part)

@@ -19,16 +19,31 @@ by more bytes is refused.
 from __future__ import annotations
 
 import hashlib
-import struct
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import IO, Protocol, cast
 
 from bundlekit.errors import FormatError, LimitExceeded
 from bundlekit.limits import DEFAULT_LIMITS, Limits
+from bundlekit.otlp.framing import FRAME_HEADER_BYTES, frame, frame_length
 
-_LEN = struct.Struct(">I")
-FRAME_HEADER_BYTES = _LEN.size
+# The framing is owned by otlp.framing; FRAME_HEADER_BYTES and frame stay importable from here.
+__all__ = [
+    "FRAME_HEADER_BYTES",
+    "OUTPUT_CHUNK",
+    "ZSTD_MAGIC",
+    "FrameHeader",
+    "Readable",
+    "Writable",
+    "check_frame_header",
+    "check_stored_size",
+    "compress_segment",
+    "frame",
+    "inflate",
+    "iter_records",
+    "write_segment",
+]
+
 #: Compressed bytes read from the source per step while reading a segment.
 _READ_CHUNK = 1 << 18
 #: Most decompressed bytes the decoder may hand out per call: with the window
@@ -54,11 +69,6 @@ class Readable(Protocol):
     """The one method a segment reader needs: files, sockets, tar members."""
 
     def read(self, size: int = -1, /) -> bytes: ...
-
-
-def frame(payload: bytes) -> bytes:
-    """One framed record: the 4-byte big-endian length, then the payload."""
-    return _LEN.pack(len(payload)) + payload
 
 
 def write_segment(
@@ -255,7 +265,7 @@ def iter_records(
         offset = 0
         end = len(data)
         while end - offset >= FRAME_HEADER_BYTES:
-            (length,) = _LEN.unpack_from(data, offset)
+            length = frame_length(data, offset)
             if length > limits.max_request_bytes:
                 raise LimitExceeded(
                     f"segment record of {length} bytes exceeds the "

@@ -17,9 +17,9 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from bundlekit.errors import InputError, translate_os_errors
-from bundlekit.format.segment import FRAME_HEADER_BYTES
 from bundlekit.fsutil import FileStamp, check_unchanged, open_regular, reopen_unchanged
 from bundlekit.limits import DEFAULT_LIMITS, Limits
+from bundlekit.otlp.framing import FRAME_HEADER_BYTES, frame_length
 from bundlekit.otlp.signals import SIGNALS, Signal
 
 _SINGLE_REQUEST_TAG = 0x0A
@@ -78,7 +78,7 @@ def _requests(handle: BinaryIO, path: Path, size: int) -> Iterator[bytes]:
             return
         if len(header) < FRAME_HEADER_BYTES:
             raise _truncated(path, offset)
-        length = int.from_bytes(header, "big")
+        length = frame_length(header)
         if length > MAX_INPUT_REQUEST_BYTES:
             if offset == 0:
                 raise _not_otlp(path)
@@ -172,61 +172,4 @@ def parse_request(signal: Signal, data: bytes, where: str) -> Any:
             f"{where}: not a valid {signal.value} request ({exc})",
             "check that the file holds this signal, or name the signal explicitly",
         ) from exc
-    return request
-
-
-def split_request(signal: Signal, data: bytes, max_bytes: int, where: str) -> list[bytes]:
-    """Split one oversized request into requests of at most ``max_bytes``.
-
-    Records keep their resource and scope; their order is preserved.  A single
-    record that alone exceeds the bound cannot be split and is refused.
-    """
-    spec = signal.spec
-    request = parse_request(signal, data, where)
-    flat: list[tuple[Any, Any, Any]] = [
-        (resource, scope, record)
-        for resource in getattr(request, spec.resource_field)
-        for scope in getattr(resource, spec.scope_field)
-        for record in getattr(scope, spec.record_field)
-    ]
-    out: list[bytes] = []
-    _split_into(signal, flat, max_bytes, where, out)
-    return out
-
-
-def _split_into(
-    signal: Signal, flat: list[tuple[Any, Any, Any]], max_bytes: int, where: str, out: list[bytes]
-) -> None:
-    encoded = _assemble(signal, flat).SerializeToString()
-    if len(encoded) <= max_bytes:
-        out.append(encoded)
-        return
-    if len(flat) == 1:
-        raise InputError(
-            f"{where}: one {signal.value} record is {len(encoded)} bytes, over the "
-            f"{max_bytes}-byte request limit",
-            "such a record cannot be replayed through a standard OTLP receiver",
-        )
-    middle = len(flat) // 2
-    _split_into(signal, flat[:middle], max_bytes, where, out)
-    _split_into(signal, flat[middle:], max_bytes, where, out)
-
-
-def _assemble(signal: Signal, flat: list[tuple[Any, Any, Any]]) -> Any:
-    spec = signal.spec
-    request = spec.request_class()
-    last_resource = last_scope = None
-    new_resource = new_scope = None
-    for resource, scope, record in flat:
-        if resource is not last_resource:
-            new_resource = getattr(request, spec.resource_field).add()
-            new_resource.resource.CopyFrom(resource.resource)
-            new_resource.schema_url = resource.schema_url
-            last_resource, last_scope = resource, None
-        if scope is not last_scope:
-            new_scope = getattr(new_resource, spec.scope_field).add()
-            new_scope.scope.CopyFrom(scope.scope)
-            new_scope.schema_url = scope.schema_url
-            last_scope = scope
-        getattr(new_scope, spec.record_field).add().CopyFrom(record)
     return request

@@ -1,9 +1,19 @@
-"""Record counts, time windows and service names of OTLP requests.
+"""Counting OTLP records: the one record counter of pack, replay and verify --deep.
 
-These are the figures a manifest records per file and that ``verify --deep``
-recomputes.  Earliest and latest are taken over every non-zero record
-timestamp (zero means "unset" in OTLP): span start and end, log time and
-observed time, data point start and time.
+* :class:`StatsCollector` accumulates what a manifest records per file and
+  ``verify --deep`` recomputes: requests, records, the time window and the
+  service names.  Earliest and latest are taken over every non-zero record
+  timestamp (zero means "unset" in OTLP): span start and end, log time and
+  observed time, data point start and time.
+* :class:`RecordCounter` answers per request what replay needs without
+  decoding it: the record count (report, ``--rate``, progress) and the
+  earliest time (``--speed``).
+* :func:`count_decoded` counts the records of an already decoded request.
+
+The serialized paths use the projection views of ``otlp.projection``: C-level
+parses with no per-record Python work.  Each parse uses a fresh message:
+with upb, re-parsing into one ``Clear()``ed message keeps growing its arena,
+so memory would grow with the bundle.
 """
 
 from __future__ import annotations
@@ -13,11 +23,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from bundlekit.errors import FormatError
-from bundlekit.otlp.projection import METRIC_DATA_FIELDS, views
+from bundlekit.otlp.projection import METRIC_DATA_FIELDS, TIME_FIELDS, views
 from bundlekit.otlp.signals import Signal
 
 SERVICE_NAME_KEY = "service.name"
 _SERVICE_CACHE_SIZE = 4096
+#: Attribute names of the five metric data kinds in the projection views.
+_KINDS = tuple(f"k{n}" for n in METRIC_DATA_FIELDS)
 
 
 def service_names(resource: bytes) -> frozenset[str]:
@@ -65,7 +77,6 @@ class StatsCollector:
         v = views(signal)
         self._count_cls = v.count
         self._times_cls = v.times
-        self._metric_kinds = tuple(f"k{n}" for n in METRIC_DATA_FIELDS)
         self._service_cache: dict[bytes, frozenset[str]] = {}
 
     def add(self, data: bytes) -> int:
@@ -81,23 +92,13 @@ class StatsCollector:
                 f"not a valid {self.signal.value} request ({exc})",
                 "the data is corrupt or belongs to another signal",
             ) from exc
-        records = 0
-        metrics = self.signal is Signal.METRICS
+        records = _count_view(self.signal, counted)
         for resource in counted.resources:
-            if metrics:
-                kinds = resource.scope.metric
-                records += sum(len(getattr(kinds, k).points) for k in self._metric_kinds)
-            else:
-                records += len(resource.scope.records)
             stats.services |= self._services(resource.resource)
         stats.requests += 1
         stats.records += records
-        if metrics:
-            kinds = timed.resource.scope.metric
-            for k in self._metric_kinds:
-                self._add_times(getattr(kinds, k).point)
-        else:
-            self._add_times(timed.resource.scope.record)
+        for holder in _time_holders(self.signal, timed):
+            self._add_times(holder)
         return records
 
     def _services(self, resource: bytes) -> frozenset[str]:
@@ -142,3 +143,78 @@ def _packed_field(blob: bytes, offset: int) -> tuple[int, tuple[int, ...]]:
             break
     end = offset + length
     return end, struct.unpack_from(f"<{length // 8}Q", blob, offset)
+
+
+def _count_view(signal: Signal, counted: Any) -> int:
+    """Records in a parsed count view (data points for metrics)."""
+    if signal is Signal.METRICS:
+        return sum(
+            len(getattr(entry.scope.metric, k).points)
+            for entry in counted.resources
+            for k in _KINDS
+        )
+    return sum(len(entry.scope.records) for entry in counted.resources)
+
+
+def _time_holders(signal: Signal, timed: Any) -> list[Any]:
+    """The merged record messages of a parsed times view (one per metric kind)."""
+    if signal is Signal.METRICS:
+        kinds = timed.resource.scope.metric
+        return [getattr(kinds, k).point for k in _KINDS]
+    return [timed.resource.scope.record]
+
+
+class RecordCounter:
+    """Record count and earliest time of serialized requests of one signal, without decoding."""
+
+    def __init__(self, signal: Signal) -> None:
+        self.signal = signal
+        v = views(signal)
+        self._count_cls = v.count
+        self._times_cls = v.times
+        self._time_attrs = tuple(f"t{n}" for n in TIME_FIELDS[signal])
+
+    def count(self, data: bytes) -> int:
+        """Records in the request (data points for metrics)."""
+        message = self._count_cls()
+        try:
+            message.ParseFromString(data)
+        except Exception as exc:  # protobuf raises DecodeError, a plain Exception
+            raise self._broken(exc) from exc
+        return _count_view(self.signal, message)
+
+    def earliest_ns(self, data: bytes) -> int | None:
+        """Smallest non-zero record timestamp of the request, if any."""
+        message = self._times_cls()
+        try:
+            message.ParseFromString(data)
+        except Exception as exc:  # protobuf raises DecodeError, a plain Exception
+            raise self._broken(exc) from exc
+        best: int | None = None
+        for holder in _time_holders(self.signal, message):
+            for attr in self._time_attrs:
+                values = [v for v in getattr(holder, attr) if v]
+                if values:
+                    low = min(values)
+                    best = low if best is None else min(best, low)
+        return best
+
+    def _broken(self, exc: Exception) -> FormatError:
+        return FormatError(f"stored {self.signal.value} request does not decode ({exc})")
+
+
+def count_decoded(signal: Signal, request: Any) -> int:
+    """Records in a decoded request (data points for metrics)."""
+    spec = signal.spec
+    total = 0
+    for entry in getattr(request, spec.resource_field):
+        for scope in getattr(entry, spec.scope_field):
+            records = getattr(scope, spec.record_field)
+            if signal is Signal.METRICS:
+                for metric in records:
+                    kind = metric.WhichOneof("data")
+                    if kind is not None:
+                        total += len(getattr(metric, kind).data_points)
+            else:
+                total += len(records)
+    return total

@@ -27,7 +27,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from bundlekit.errors import translate_os_errors
+from bundlekit.otlp.rewrite import ResourceMarker, Rewriter
 from bundlekit.otlp.signals import SIGNALS, Signal
+from bundlekit.otlp.split import split_request
+from bundlekit.otlp.stats import RecordCounter, count_decoded
 from bundlekit.replay.checkpoint import Tracker, open_tracker, segment_key
 from bundlekit.replay.egress import sealed_from_env
 from bundlekit.replay.endpoint import Endpoint, parse_endpoint
@@ -45,12 +48,10 @@ from bundlekit.replay.marker import apply_marker
 from bundlekit.replay.options import ReplayOptions
 from bundlekit.replay.pacing import Pacer
 from bundlekit.replay.rebase import Rebaser, parse_rebase, resolve_delta
-from bundlekit.replay.records import RecordCounter, count_decoded
 from bundlekit.replay.report import ReplayReport
 from bundlekit.replay.retry import Delivery, Retrier, Status
 from bundlekit.replay.route import Route, plan_route
 from bundlekit.replay.source import ReplaySource, open_source
-from bundlekit.replay.split import split_request
 from bundlekit.textsafe import neutralize
 
 ExporterFactory = Callable[[Route, TransportOptions, int], Exporter]
@@ -103,6 +104,30 @@ def _plan_route(endpoint: Endpoint, options: ReplayOptions, profile: str | None)
         reasons.append("airgap bundle")
     sealed = ", ".join(reasons) if reasons else None
     return plan_route(endpoint, options.transport.protocol, sealed, options.allow_egress)
+
+
+def resource_marker(signal: Signal, bundle_id: str, replay_id: str) -> ResourceMarker:
+    """Marks one serialized Resource with the full path's own :func:`apply_marker`."""
+    request_class = signal.spec.request_class
+
+    def mark(resource: bytes) -> bytes:
+        request = request_class()
+        entry = getattr(request, signal.spec.resource_field).add()
+        entry.resource.ParseFromString(resource)
+        apply_marker(signal, request, bundle_id, replay_id)
+        marked: bytes = entry.resource.SerializeToString()
+        return marked
+
+    return mark
+
+
+def full_rebase(signal: Signal, rebaser: Rebaser) -> Callable[[bytes], None]:
+    """Rebase a fully decoded copy of a request: raises the RebaseError naming the value."""
+
+    def rebase(data: bytes) -> None:
+        rebaser.apply(signal, signal.spec.request_class.FromString(data))
+
+    return rebase
 
 
 @dataclass
@@ -225,6 +250,7 @@ class _Run:
         self.paced_by_time = options.speed is not None
         self.pacer = Pacer(options.speed, options.rate, sleep=self._sleep)
         self.counters = {s: RecordCounter(s) for s in SIGNALS}
+        self.rewriters = {s: self._rewriter(s) for s in SIGNALS}
         self.report = ReplayReport(
             bundle_id=source.bundle_id,
             replay_id=state.replay_id,
@@ -293,6 +319,13 @@ class _Run:
         return not self.stop.wait(seconds)
 
     # -- producing what to send ---------------------------------------------------
+    def _rewriter(self, signal: Signal) -> Rewriter:
+        """Rebase and marker on the wire (see ``otlp.rewrite``); the full path reports errors."""
+        marker = None
+        if self.options.marker:
+            marker = resource_marker(signal, self.source.bundle_id, self.tracker.state.replay_id)
+        return Rewriter(signal, self.rebaser.delta, marker, full_rebase(signal, self.rebaser))
+
     def _units(self, signal: Signal) -> Iterator[_Unit]:
         stats = self.report.signals[signal]
         for entry in self.segments[signal]:
@@ -329,6 +362,20 @@ class _Run:
         original = counter.earliest_ns(body) if self.paced_by_time else None
         if not self.transform:
             yield _Unit(signal, (key, index, 0, 1), body, counter.count(body), original)
+            return
+        if not self.filters.per_record:
+            # Nothing to drop: rebase and marker are applied without a full decode.
+            data, kept = self.rewriters[signal].rewrite(body)
+            limit = self.options.limits.max_request_bytes
+            if len(data) <= limit:
+                if not part_acked(index, 0):
+                    yield _Unit(signal, (key, index, 0, 1), data, kept, original)
+                return
+            parts = split_request(signal, signal.spec.request_class.FromString(data), limit)
+            for part, piece in enumerate(parts):
+                if not part_acked(index, part):
+                    records = counter.count(piece)
+                    yield _Unit(signal, (key, index, part, len(parts)), piece, records, original)
             return
         request = signal.spec.request_class.FromString(body)
         before = count_decoded(signal, request)

@@ -1,4 +1,4 @@
-"""Unit tests of the small parts: filters, marker, splitting, pacing, endpoints, sealed mode."""
+"""Unit tests of the small parts: filters, marker, pacing, endpoints, sealed mode."""
 
 from __future__ import annotations
 
@@ -20,8 +20,6 @@ from bundlekit.replay.filters import Filters
 from bundlekit.replay.interface import Protocol, TransportOptions
 from bundlekit.replay.marker import BUNDLE_ID_KEY, REPLAY_ID_KEY, apply_marker
 from bundlekit.replay.pacing import Pacer
-from bundlekit.replay.split import split_request
-from tests.replay.otlpdata import flatten
 
 T = 1_793_491_200_000_000_000
 
@@ -133,21 +131,6 @@ def test_marker_is_added_to_every_resource_and_replaces_old_values() -> None:
         assert attrs.count((REPLAY_ID_KEY, "replay-9")) == 1
         assert [k for k, _ in attrs].count(BUNDLE_ID_KEY) == 1
         assert attrs[0] == ("service.name", rs.scope_spans[0].spans[0].name.split("-")[0])
-
-
-# -- splitting ------------------------------------------------------------------------------
-
-
-def test_oversized_request_is_split_into_valid_requests_under_the_limit() -> None:
-    request = spans_request(
-        {"a": [T + i for i in range(300)], "b": [T + i for i in range(50)]}, payload=200
-    )
-    whole = request.SerializeToString()
-    parts = split_request(Signal.TRACES, request, 8 * 1024)
-    assert len(parts) > 1
-    assert all(len(p) <= 8 * 1024 for p in parts)
-    assert flatten(Signal.TRACES, parts) == flatten(Signal.TRACES, [whole])
-    assert split_request(Signal.TRACES, request, len(whole)) == [whole]
 
 
 # -- pacing ---------------------------------------------------------------------------------
