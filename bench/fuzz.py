@@ -586,6 +586,12 @@ class Target:
     doc: str = ""
 
 
+def _tarcraft() -> Any:
+    from tests import tarcraft
+
+    return tarcraft
+
+
 def _segments(corpus: Corpus) -> list[bytes]:
     return [corpus.read(name) for name in SEGMENT_NAMES]
 
@@ -625,6 +631,13 @@ TARGETS: dict[str, Target] = {
             mutate_path,
             lambda c, w: run_path,
             doc="layout.check_relative_path and role_for_path",
+        ),
+        Target(
+            "archive",
+            lambda c: [_tarcraft().archive_of(c.bundle)],
+            lambda seeds, rng: mutate_bytes(rng.choice(seeds), rng, seeds),
+            lambda c, w: _tarcraft().parse_archive,
+            doc="ArchiveReader on a stream (head, members) and check_bundle on the archive file",
         ),
         Target(
             "verify-envelope",

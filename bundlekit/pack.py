@@ -61,6 +61,8 @@ class PackOptions:
     compression_threads: int = 0
     #: Write a single-file ``.bundle.tar`` instead of a directory.
     archive: bool = False
+    #: The manifest's producer record; None: this bundlekit on this host (see BundleInfo).
+    producer: dict[str, str] | None = None
     limits: Limits = DEFAULT_LIMITS
 
     @property
@@ -135,6 +137,7 @@ def pack_bundle(
         retain_until=retain_until,
         retention_basis=basis,
         custody=options.custody,
+        producer=options.producer,
     )
     with BundleBuilder(out, options.build) as builder:
         _pack_otlp(builder, resolved, options.limits, progress)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import io
 import tarfile
 from dataclasses import dataclass
+from pathlib import Path
 
 BLOCK = 512
 RECORD = 20 * BLOCK
@@ -119,3 +120,52 @@ def split(data: bytes) -> list[Entry]:
             assert handle is not None
             out.append(Entry(info.name, handle.read()))
         return out
+
+
+# -- fuzzing (tests/test_fuzz.py PARSERS, bench/fuzz.py TARGETS) ------------------------
+
+
+def archive_of(bundle: Path) -> bytes:
+    """A bundle directory as the archive bundlekit writes (the fuzzers' seed)."""
+    from bundlekit.format.archive import ArchiveWriter
+    from bundlekit.format.layout import ENVELOPE_NAME, MANIFEST_NAME
+
+    out = io.BytesIO()
+    writer = ArchiveWriter(out, 0)
+    names = sorted(p.relative_to(bundle).as_posix() for p in bundle.rglob("*") if p.is_file())
+    payload = [n for n in names if n not in (MANIFEST_NAME, ENVELOPE_NAME)]
+    for name in [MANIFEST_NAME, ENVELOPE_NAME, *payload]:
+        if (bundle / name).is_file():
+            writer.add_bytes(name, (bundle / name).read_bytes())
+    writer.finish()
+    return out.getvalue()
+
+
+def parse_archive(data: bytes) -> str:
+    """The archive reader on ``data`` as a stream (head, then every member read out),
+    then ``check_bundle`` on it as a file (files checked against its manifest, trust
+    skipped).  Only BundlekitError may come out of the reader; the report never raises."""
+    import tempfile
+
+    from bundlekit.format.archive import ArchiveReader
+    from bundlekit.verify import VerifyOptions, check_bundle
+
+    outcome = "accepted"
+    try:
+        with ArchiveReader.from_stream(io.BytesIO(data), "<fuzz>") as reader:
+            reader.head()
+            for entry in reader.members():
+                stream = reader.open(entry)
+                while stream.read(1 << 16):
+                    pass
+    except Exception as exc:
+        from bundlekit.errors import BundlekitError
+
+        if not isinstance(exc, BundlekitError):
+            raise
+        outcome = type(exc).__name__
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "fuzz.bundle.tar"
+        path.write_bytes(data)
+        check_bundle(path, VerifyOptions(require_trust=False, workers=1))
+    return outcome

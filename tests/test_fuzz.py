@@ -37,6 +37,7 @@ from bundlekit.format.manifest import Custody, Manifest
 from bundlekit.keys import GeneratedKey, KeyType, load_public_key
 from bundlekit.limits import Limits
 from bundlekit.verify import TrustStore, VerificationReport, VerifyOptions, check_bundle
+from tests import tarcraft
 from tests.bundles import pack_small, write_envelope
 
 ED = KeyType.ED25519
@@ -287,6 +288,7 @@ PARSERS: dict[str, tuple[Callable[[bytes], None], Callable[[Seeds], bytes]]] = {
     "envelope": (parse_envelope, lambda s: s.envelope),
     "segment": (parse_segment, lambda s: s.segments[TRACES]),
     "path": (parse_path, lambda s: TRACES.encode()),
+    "archive": (tarcraft.parse_archive, lambda s: tarcraft.archive_of(s.bundle)),
 }
 
 

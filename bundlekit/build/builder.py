@@ -73,6 +73,9 @@ class BundleInfo:
     retain_until: str
     retention_basis: str
     custody: Custody = field(default_factory=Custody)
+    #: What the manifest records as its producer; None: this bundlekit, Python and host
+    #: (:func:`producer`).  Golden bundles pin it, so they regenerate byte for byte anywhere.
+    producer: dict[str, str] | None = None
 
 
 def producer() -> dict[str, str]:
@@ -233,7 +236,7 @@ class BundleBuilder:
                 entries,
                 bundle_id=info.bundle_id,
                 created_ns=info.created_ns,
-                producer=producer(),
+                producer=info.producer if info.producer is not None else producer(),
                 profile=info.profile,
                 custody=info.custody,
                 retain_until=info.retain_until,

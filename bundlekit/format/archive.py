@@ -1,6 +1,6 @@
 """The single-file bundle: a POSIX (pax) tar of exactly the bundle's files.
 
-Normative form (docs/format.md, section 7): members are regular files only,
+Normative form (docs/format.md, section 8): members are regular files only,
 ``manifest.json`` first, then ``signatures/`` members in name order, then the
 other files in manifest (name) order; no directory entries; every header has
 uid/gid 0, empty user and group names, mode 0644 and mtime the bundle's

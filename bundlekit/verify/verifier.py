@@ -316,8 +316,10 @@ class _Verification:
         hashed: list[FileEntry] = []
         deep = DeepPool(self.limits, options.workers) if options.deep else None
         stopped_at: str | None = None
+        current = "?"
         try:
             for member in members:
+                current = member.name
                 if member.defect is not None:
                     report.fail(
                         member.defect, member.detail or member.defect.description, member.name
@@ -359,6 +361,13 @@ class _Verification:
         except ContainerError as exc:
             report.fail(exc.defect, exc.message, exc.path)
             stopped_at = exc.path or "?"
+        except OSError as exc:
+            # A stream that fails (a dying medium, a broken pipe) cannot go on: the
+            # file it was in is unreadable, as it would be in a directory, and the
+            # rest is unchecked.  (Hashing already reported it if it failed there.)
+            if not any(f.code is Defect.UNREADABLE and f.path == current for f in report.failures):
+                report.fail(Defect.UNREADABLE, f"cannot read file: {exc.strerror or exc}", current)
+            stopped_at = current
         finally:
             for entry in hashed:
                 assert self.hasher is not None

@@ -1,0 +1,1 @@
+"""One bad bundle per verification finding code (see make.py)."""

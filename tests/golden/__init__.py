@@ -1,0 +1,1 @@
+"""Golden bundles: the format's compatibility, as committed bytes (see regen.py)."""
