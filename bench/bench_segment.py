@@ -20,6 +20,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from bundlekit.format.segment import compress_segment, iter_records
+from bundlekit.limits import DEFAULT_LIMITS
 
 TARGET = 16 * 1024 * 1024
 
@@ -47,7 +48,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     times = []
     for _ in range(args.reps):
         began = time.perf_counter()
-        count = sum(1 for _ in iter_records(io.BytesIO(blob), compressed_size=len(blob)))
+        count = sum(
+            1
+            for _ in iter_records(
+                io.BytesIO(blob), compressed_size=len(blob), limits=DEFAULT_LIMITS
+            )
+        )
         times.append(time.perf_counter() - began)
     median = statistics.median(times)
     print(

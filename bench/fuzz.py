@@ -50,6 +50,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from bundlekit.errors import BundlekitError  # noqa: E402
+from bundlekit.limits import DEFAULT_LIMITS  # noqa: E402
 
 SEGMENT_NAMES = (
     "otlp/traces/000001.binpb.zst",
@@ -446,14 +447,14 @@ Runner = Callable[[bytes], str]
 def run_manifest(data: bytes) -> str:
     from bundlekit.format.manifest import Manifest
 
-    Manifest.from_bytes(data)
+    Manifest.from_bytes(data, limits=DEFAULT_LIMITS)
     return "accepted"
 
 
 def run_envelope(data: bytes) -> str:
     from bundlekit.format.dsse import Envelope
 
-    envelope = Envelope.from_bytes(data)
+    envelope = Envelope.from_bytes(data, limits=DEFAULT_LIMITS)
     envelope.pae()  # every signature check computes it over the parsed type and payload
     return "accepted"
 
@@ -461,7 +462,7 @@ def run_envelope(data: bytes) -> str:
 def run_segment(data: bytes) -> str:
     from bundlekit.format.segment import iter_records
 
-    for _ in iter_records(io.BytesIO(data), compressed_size=len(data)):
+    for _ in iter_records(io.BytesIO(data), compressed_size=len(data), limits=DEFAULT_LIMITS):
         pass
     return "accepted"
 
@@ -470,7 +471,7 @@ def run_path(data: bytes) -> str:
     from bundlekit.format.layout import check_relative_path, role_for_path
 
     name = data.decode("utf-8", "surrogateescape")
-    role_for_path(check_relative_path(name))
+    role_for_path(check_relative_path(name, limits=DEFAULT_LIMITS))
     return "accepted"
 
 
@@ -544,12 +545,17 @@ class BundleRunner:
 
         if self.mode == "unsigned":
             raise TamperedAccepted("a manifest with no trusted signature passed")
-        if self.mode == "envelope" and Envelope.from_bytes(data).payload != self.corpus.manifest:
+        if (
+            self.mode == "envelope"
+            and Envelope.from_bytes(data, limits=DEFAULT_LIMITS).payload != self.corpus.manifest
+        ):
             raise TamperedAccepted("an envelope whose payload changed passed")
         if self.mode == "resigned":  # the trusted key signed it: it must describe the files
             from bundlekit.format.manifest import Manifest
 
-            listed = {f.name: f.sha256 for f in Manifest.from_bytes(data).files}
+            listed = {
+                f.name: f.sha256 for f in Manifest.from_bytes(data, limits=DEFAULT_LIMITS).files
+            }
             present = {
                 p.relative_to(self.bundle).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
                 for p in self.bundle.rglob("*")
@@ -560,7 +566,7 @@ class BundleRunner:
         if self.mode == "segment":
             doc = json.loads(self.corpus.manifest)
             entry = next(f for f in doc["predicate"]["files"] if f["name"] == FUZZED_SEGMENT)
-            records = sum(1 for _ in iter_records(io.BytesIO(data)))
+            records = sum(1 for _ in iter_records(io.BytesIO(data), limits=DEFAULT_LIMITS))
             if records != entry["requests"]:
                 raise TamperedAccepted(f"{records} requests passed for {entry['requests']}")
 

@@ -29,6 +29,7 @@ from bundlekit.fsutil import (
     staged_directory,
     temp_sibling,
 )
+from bundlekit.limits import Limits
 from bundlekit.verify.report import VerificationReport
 from bundlekit.verify.verifier import VerifyOptions, check_bundle, raise_for_report
 
@@ -36,12 +37,13 @@ from bundlekit.verify.verifier import VerifyOptions, check_bundle, raise_for_rep
 class _DirectorySink:
     """Writes each checked file under a staging directory, by its manifest name."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, limits: Limits) -> None:
         self._root = root
+        self._limits = limits
         self._handle: BinaryIO | None = None
 
     def begin(self, entry: FileEntry) -> None:
-        target = self._root / layout.check_relative_path(entry.name)
+        target = self._root / layout.check_relative_path(entry.name, self._limits)
         with translate_os_errors("write bundle", target):
             target.parent.mkdir(parents=True, exist_ok=True)
             fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
@@ -119,7 +121,7 @@ def _convert(
 def _to_directory(
     reader: BundleReader, head: Head, staging: Path, options: VerifyOptions
 ) -> VerificationReport:
-    report = check_bundle(reader, options, _DirectorySink(staging))
+    report = check_bundle(reader, options, _DirectorySink(staging, options.limits))
     if report.ok and report.manifest is not None:
         with translate_os_errors("write bundle", staging):
             _write_small(staging / layout.MANIFEST_NAME, report.manifest.raw)

@@ -125,7 +125,7 @@ def pack_bundle(
     ]
     config = read_collector_config(options.config, options.limits) if options.config else None
     dashboards = read_dashboards(options.dashboards, options.limits) if options.dashboards else []
-    attachments = _attachment_names(options.attachments)
+    attachments = _attachment_names(options.attachments, options.limits)
     created_ns = options.created_ns if options.created_ns is not None else created_ns_default()
     retain_until, basis = resolve_retention(options.retention, options.profile, created_ns)
     bundle_id = options.bundle_id or str(uuid.uuid4())
@@ -160,7 +160,7 @@ _CUSTODY_FIELDS = (
 )
 
 
-def check_custody(custody: Custody, limits: Limits = DEFAULT_LIMITS) -> None:
+def check_custody(custody: Custody, limits: Limits) -> None:
     """Refuse custody values the manifest could not carry, naming the option and its limit.
 
     Checked before any input is read, so a typo costs nothing, and so the user
@@ -243,7 +243,7 @@ def _pack_otlp(
         builder.flush(signal)
 
 
-def _attachment_names(paths: Sequence[Path]) -> list[tuple[str, Path, FileStamp]]:
+def _attachment_names(paths: Sequence[Path], limits: Limits) -> list[tuple[str, Path, FileStamp]]:
     """Bundle names for the attachments, each checked and stamped before any work starts.
 
     The stamp is compared when the attachment is copied, at the end of the
@@ -255,7 +255,7 @@ def _attachment_names(paths: Sequence[Path]) -> list[tuple[str, Path, FileStamp]
         handle.close()
         name = f"{layout.ATTACHMENTS_DIR}/{path.name}"
         try:
-            layout.check_relative_path(name)
+            layout.check_relative_path(name, limits)
         except Exception as exc:
             raise InputError(f"attachment name {path.name!r} is not allowed in a bundle") from exc
         if name in names:

@@ -15,6 +15,8 @@ import tarfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from bundlekit.limits import DEFAULT_LIMITS
+
 BLOCK = 512
 RECORD = 20 * BLOCK
 MAGIC = b"ustar\x0000"
@@ -152,7 +154,7 @@ def parse_archive(data: bytes) -> str:
 
     outcome = "accepted"
     try:
-        with ArchiveReader.from_stream(io.BytesIO(data), "<fuzz>") as reader:
+        with ArchiveReader.from_stream(io.BytesIO(data), "<fuzz>", limits=DEFAULT_LIMITS) as reader:
             reader.head()
             for entry in reader.members():
                 stream = reader.open(entry)

@@ -23,6 +23,7 @@ from bundlekit.errors import ExitCode
 from bundlekit.format import layout
 from bundlekit.format.archive import BLOCK, RECORD, ArchiveReader
 from bundlekit.keys import GeneratedKey, KeyType, load_private_key
+from bundlekit.limits import DEFAULT_LIMITS
 from bundlekit.otlp.signals import Signal
 from bundlekit.verify import VerifyOptions, check_bundle
 from tests import otlpgen
@@ -51,7 +52,7 @@ def _files(root: Path) -> dict[str, bytes]:
 
 
 def _member_names(path: Path) -> list[str]:
-    with ArchiveReader.from_path(path) as reader:
+    with ArchiveReader.from_path(path, limits=DEFAULT_LIMITS) as reader:
         head = reader.head()
         names = [layout.MANIFEST_NAME]
         if head.envelope is not None:
@@ -119,7 +120,7 @@ def test_tampered_archive_from_a_pipe_fails_with_the_integrity_code(
     archive: Path, keys: dict[KeyType, GeneratedKey], tmp_path: Path
 ) -> None:
     data = bytearray(archive.read_bytes())
-    with ArchiveReader.from_path(archive) as reader:
+    with ArchiveReader.from_path(archive, limits=DEFAULT_LIMITS) as reader:
         segment = next(m for m in reader.members() if m.name.startswith("otlp/logs/"))
     assert segment.extent is not None
     data[segment.extent.offset + 10] ^= 0xFF

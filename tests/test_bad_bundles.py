@@ -16,6 +16,7 @@ import pytest
 from bundlekit.format.archive import ArchiveReader
 from bundlekit.format.defects import Defect
 from bundlekit.format.reader import BundleReader, open_bundle
+from bundlekit.limits import DEFAULT_LIMITS
 from bundlekit.verify import VerifyOptions, check_bundle
 from tests import tarcraft as tc
 from tests.bad_bundles.make import COMPANIONS, DEEP, GENERATED, HERE, build_all
@@ -53,7 +54,7 @@ def _reader(code: Defect, tmp_path: Path) -> BundleReader:
         # fails inside the first segment, after the head (manifest and envelope) was read
         head = sum(512 + len(e.data) + (-len(e.data) % 512) for e in tc.split(data)[:2])
         medium = io.BufferedReader(_FailingMedium(data, head + 512 + 100))
-        return ArchiveReader.from_stream(medium, "<failing medium>")  # type: ignore[arg-type]
+        return ArchiveReader.from_stream(medium, "<failing medium>", limits=DEFAULT_LIMITS)  # type: ignore[arg-type]
     archive = HERE / f"{code.value}.bundle.tar"
     return open_bundle(archive if archive.exists() else HERE / code.value)
 

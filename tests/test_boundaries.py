@@ -168,9 +168,9 @@ def _envelope_with(count: int) -> bytes:
 
 def test_envelope_with_exactly_max_signatures_parses_one_more_fails() -> None:
     cap = DEFAULT_LIMITS.max_signatures
-    assert len(Envelope.from_bytes(_envelope_with(cap)).signatures) == cap
+    assert len(Envelope.from_bytes(_envelope_with(cap), limits=DEFAULT_LIMITS).signatures) == cap
     with pytest.raises(LimitExceeded, match=f"carries {cap + 1} signatures, over the limit"):
-        Envelope.from_bytes(_envelope_with(cap + 1))
+        Envelope.from_bytes(_envelope_with(cap + 1), limits=DEFAULT_LIMITS)
     assert len(Envelope.from_bytes(_envelope_with(3), Limits(max_signatures=3)).signatures) == 3
     with pytest.raises(LimitExceeded, match="carries 4 signatures"):
         Envelope.from_bytes(_envelope_with(4), Limits(max_signatures=3))
@@ -199,10 +199,10 @@ def test_path_exactly_max_path_length_bytes_passes_one_more_fails(unit: str) -> 
     width = len(unit.encode())
     at_cap = "d/" + unit * ((DEFAULT_LIMITS.max_path_length - 2) // width)
     assert len(at_cap.encode()) == DEFAULT_LIMITS.max_path_length
-    assert check_relative_path(at_cap) == at_cap
+    assert check_relative_path(at_cap, limits=DEFAULT_LIMITS) == at_cap
     over = at_cap + ("b" if width == 1 else "é")
     with pytest.raises(FormatError, match=f"longer than {DEFAULT_LIMITS.max_path_length} bytes"):
-        check_relative_path(over)
+        check_relative_path(over, limits=DEFAULT_LIMITS)
     with pytest.raises(FormatError, match="longer than 10 bytes"):
         check_relative_path("a" * 11, Limits(max_path_length=10))
     assert check_relative_path("a" * 10, Limits(max_path_length=10))
@@ -211,9 +211,9 @@ def test_path_exactly_max_path_length_bytes_passes_one_more_fails(unit: str) -> 
 def test_path_exactly_max_path_depth_levels_passes_one_more_fails() -> None:
     cap = DEFAULT_LIMITS.max_path_depth
     at_cap = "/".join(["d"] * cap)
-    assert check_relative_path(at_cap) == at_cap
+    assert check_relative_path(at_cap, limits=DEFAULT_LIMITS) == at_cap
     with pytest.raises(FormatError, match=f"deeper than {cap} levels"):
-        check_relative_path(at_cap + "/x")
+        check_relative_path(at_cap + "/x", limits=DEFAULT_LIMITS)
     assert check_relative_path("a/b/c", Limits(max_path_depth=3))
     with pytest.raises(FormatError, match="deeper than 2 levels"):
         check_relative_path("a/b/c", Limits(max_path_depth=2))
@@ -261,13 +261,13 @@ def test_verify_flags_a_bundle_file_one_level_over_max_path_depth(
 )
 def test_unsafe_relative_path_is_refused_with_its_reason(name: str, problem: str) -> None:
     with pytest.raises(FormatError, match="unsafe path in bundle") as caught:
-        check_relative_path(name)
+        check_relative_path(name, limits=DEFAULT_LIMITS)
     assert problem in caught.value.message
 
 
 def test_safe_relative_paths_are_returned_unchanged() -> None:
     for name in ("a", "otlp/traces/000001.binpb.zst", "attachments/caf\u00e9.txt", "a.b/c..d"):
-        assert check_relative_path(name) == name
+        assert check_relative_path(name, limits=DEFAULT_LIMITS) == name
 
 
 # --------------------------------------------------------------------------- max_config_bytes

@@ -12,6 +12,7 @@ from securesystemslib.signer import SSlibKey
 from bundlekit.errors import FormatError
 from bundlekit.format.dsse import Envelope, Signature, pae
 from bundlekit.keys import GeneratedKey, KeyType, load_private_key, load_public_key
+from bundlekit.limits import DEFAULT_LIMITS
 
 SSLIB_SCHEMES = {
     KeyType.ED25519: "ed25519",
@@ -66,7 +67,7 @@ def test_securesystemslib_rejects_a_tampered_payload(
 
 def test_envelope_round_trips(keys: dict[KeyType, GeneratedKey]) -> None:
     envelope = _signed(keys[KeyType.ED25519])
-    assert Envelope.from_bytes(envelope.to_bytes()) == envelope
+    assert Envelope.from_bytes(envelope.to_bytes(), limits=DEFAULT_LIMITS) == envelope
 
 
 MALFORMED = {
@@ -87,4 +88,4 @@ MALFORMED = {
 @pytest.mark.parametrize("name", sorted(MALFORMED))
 def test_malformed_envelope_is_a_format_error(name: str) -> None:
     with pytest.raises(FormatError):
-        Envelope.from_bytes(MALFORMED[name])
+        Envelope.from_bytes(MALFORMED[name], limits=DEFAULT_LIMITS)

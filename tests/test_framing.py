@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from bundlekit.format import segment
+from bundlekit.limits import DEFAULT_LIMITS
 from bundlekit.otlp import framing
 from bundlekit.otlp.inputs import iter_input_requests
 
@@ -26,9 +27,9 @@ def test_segments_and_inputs_use_the_same_framing(tmp_path: Path) -> None:
     stream = b"".join(framing.frame(b) for b in bodies)
     path = tmp_path / "in.binpb"
     path.write_bytes(stream)
-    assert list(iter_input_requests(path)) == bodies
+    assert list(iter_input_requests(path, limits=DEFAULT_LIMITS)) == bodies
     blob = segment.compress_segment(stream)
-    assert list(segment.iter_records(_Reader(blob))) == bodies
+    assert list(segment.iter_records(_Reader(blob), limits=DEFAULT_LIMITS)) == bodies
 
 
 class _Reader:

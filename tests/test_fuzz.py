@@ -35,7 +35,7 @@ from bundlekit.format import canonical, layout, segment
 from bundlekit.format.dsse import Envelope
 from bundlekit.format.manifest import Custody, Manifest
 from bundlekit.keys import GeneratedKey, KeyType, load_public_key
-from bundlekit.limits import Limits
+from bundlekit.limits import DEFAULT_LIMITS, Limits
 from bundlekit.verify import TrustStore, VerificationReport, VerifyOptions, check_bundle
 from tests import tarcraft
 from tests.bundles import pack_small, write_envelope
@@ -266,20 +266,26 @@ def must_be_bundlekit_error(call: Callable[[], object]) -> BaseException | None:
 
 
 def parse_manifest(data: bytes) -> None:
-    Manifest.from_bytes(data)
+    Manifest.from_bytes(data, limits=DEFAULT_LIMITS)
 
 
 def parse_envelope(data: bytes) -> None:
-    Envelope.from_bytes(data).pae()  # signature checks compute PAE over what was parsed
+    Envelope.from_bytes(
+        data, limits=DEFAULT_LIMITS
+    ).pae()  # signature checks compute PAE over what was parsed
 
 
 def parse_segment(data: bytes) -> None:
-    for _ in segment.iter_records(io.BytesIO(data), compressed_size=len(data)):
+    for _ in segment.iter_records(
+        io.BytesIO(data), compressed_size=len(data), limits=DEFAULT_LIMITS
+    ):
         pass
 
 
 def parse_path(data: bytes) -> None:
-    layout.role_for_path(layout.check_relative_path(data.decode("utf-8", "surrogateescape")))
+    layout.role_for_path(
+        layout.check_relative_path(data.decode("utf-8", "surrogateescape"), limits=DEFAULT_LIMITS)
+    )
 
 
 #: Byte-level targets: parser and where its seed comes from. The archive reader goes here.
@@ -311,7 +317,7 @@ def test_manifest_json_mutations_raise_only_format_errors(seeds: Seeds) -> None:
     @given(st.data())
     def check(data: st.DataObject) -> None:
         raw = data.draw(json_text(data.draw(edits)))
-        error = must_be_bundlekit_error(lambda: Manifest.from_bytes(raw))
+        error = must_be_bundlekit_error(lambda: Manifest.from_bytes(raw, limits=DEFAULT_LIMITS))
         if error is None:  # accepted: then it must be canonical and self-consistent
             assert canonical.dumps(json.loads(raw)) == raw
         else:
@@ -325,10 +331,10 @@ def test_manifest_nested_beyond_validator_recursion_is_format_error(seeds: Seeds
     doc = seeds.document
     doc["predicate"]["services"] = [nested(900)]
     with pytest.raises(FormatError, match="nests too deeply"):
-        Manifest.from_bytes(canonical.dumps(doc))
+        Manifest.from_bytes(canonical.dumps(doc), limits=DEFAULT_LIMITS)
     doc["predicate"]["files"][0]["title"] = nested(950)  # and on jsonschema's listing path
     with pytest.raises(FormatError, match="manifest does not match"):
-        Manifest.from_bytes(json.dumps(doc).encode())
+        Manifest.from_bytes(json.dumps(doc).encode(), limits=DEFAULT_LIMITS)
 
 
 TOTALS_EDITS = {
@@ -349,7 +355,7 @@ def test_manifest_whose_totals_do_not_add_up_is_a_format_error(seeds: Seeds, edi
         node = node[step]
     node[last] += 1
     with pytest.raises(FormatError, match="do not add up"):
-        Manifest.from_bytes(canonical.dumps(doc))
+        Manifest.from_bytes(canonical.dumps(doc), limits=DEFAULT_LIMITS)
 
 
 def test_manifest_whose_services_are_not_the_files_union_is_a_format_error(seeds: Seeds) -> None:
@@ -357,12 +363,14 @@ def test_manifest_whose_services_are_not_the_files_union_is_a_format_error(seeds
     assert doc["predicate"]["services"]
     doc["predicate"]["services"] = doc["predicate"]["services"][1:]
     with pytest.raises(FormatError, match="services are not"):
-        Manifest.from_bytes(canonical.dumps(doc))
+        Manifest.from_bytes(canonical.dumps(doc), limits=DEFAULT_LIMITS)
     doc = seeds.document
     del doc["predicate"]["totals"]["signals"]["logs"]
     with pytest.raises(FormatError, match="logs totals"):
-        Manifest.from_bytes(canonical.dumps(doc))
-    assert Manifest.from_bytes(seeds.manifest).files  # the packed manifest itself adds up
+        Manifest.from_bytes(canonical.dumps(doc), limits=DEFAULT_LIMITS)
+    assert Manifest.from_bytes(
+        seeds.manifest, limits=DEFAULT_LIMITS
+    ).files  # the packed manifest itself adds up
 
 
 def test_large_invalid_manifest_is_refused_in_milliseconds_not_minutes(seeds: Seeds) -> None:
@@ -375,7 +383,7 @@ def test_large_invalid_manifest_is_refused_in_milliseconds_not_minutes(seeds: Se
     assert len(raw) > 3_000_000
     started = time.perf_counter()
     with pytest.raises(FormatError, match=r"files\[9999\]\.size"):
-        Manifest.from_bytes(raw)
+        Manifest.from_bytes(raw, limits=DEFAULT_LIMITS)
     assert time.perf_counter() - started < 3.0  # ~0.1 s alone; the full listing took 18 s
 
 
@@ -439,7 +447,7 @@ def test_envelope_with_odd_signature_arrays_raises_only_format_errors(seeds: See
     def check(data: bytes) -> None:
         error = must_be_bundlekit_error(lambda: parse_envelope(data))
         if error is None:
-            envelope = Envelope.from_bytes(data)
+            envelope = Envelope.from_bytes(data, limits=DEFAULT_LIMITS)
             assert all(isinstance(s.sig, bytes) for s in envelope.signatures)
             assert len(envelope.signatures) <= 64
         else:
@@ -470,7 +478,9 @@ def test_framing_inside_a_valid_frame_is_read_faithfully_or_refused(raw: bytes) 
     blob = segment.compress_segment(raw)
     records: list[bytes] = []
     error = must_be_bundlekit_error(
-        lambda: records.extend(segment.iter_records(io.BytesIO(blob), compressed_size=len(blob)))
+        lambda: records.extend(
+            segment.iter_records(io.BytesIO(blob), compressed_size=len(blob), limits=DEFAULT_LIMITS)
+        )
     )
     if error is None:  # accepted: the records re-frame to exactly the stored bytes
         assert b"".join(segment.frame(r) for r in records) == raw
@@ -525,7 +535,10 @@ path_texts = st.lists(
 @QUICK
 @given(name=path_texts)
 def test_accepted_paths_are_relative_normalized_and_bounded(name: str) -> None:
-    if must_be_bundlekit_error(lambda: layout.check_relative_path(name)) is not None:
+    if (
+        must_be_bundlekit_error(lambda: layout.check_relative_path(name, limits=DEFAULT_LIMITS))
+        is not None
+    ):
         return
     parts = name.split("/")
     assert not name.startswith("/")
@@ -616,7 +629,7 @@ def test_mutated_envelopes_never_pass_unless_the_signed_payload_is_unchanged(
         finally:
             restore(scratch, seeds)
         if report.ok:
-            assert Envelope.from_bytes(data).payload == seeds.manifest
+            assert Envelope.from_bytes(data, limits=DEFAULT_LIMITS).payload == seeds.manifest
 
     check()
 
@@ -625,7 +638,9 @@ def test_resigned_mutated_segments_give_a_report_never_an_exception(
     seeds: Seeds, scratch: Path, trusted: VerifyOptions
 ) -> None:
     original = seeds.segments[TRACES]
-    segment_raw = b"".join(segment.frame(r) for r in segment.iter_records(io.BytesIO(original)))
+    segment_raw = b"".join(
+        segment.frame(r) for r in segment.iter_records(io.BytesIO(original), limits=DEFAULT_LIMITS)
+    )
     assert segment_raw
 
     @E2E
@@ -650,7 +665,7 @@ def test_resigned_mutated_segments_give_a_report_never_an_exception(
         finally:
             restore(scratch, seeds)
         if report.ok:  # deep checks passed: the records are the ones the manifest counts
-            records = list(segment.iter_records(io.BytesIO(data)))
+            records = list(segment.iter_records(io.BytesIO(data), limits=DEFAULT_LIMITS))
             assert len(records) == item["requests"]
         else:
             assert {f.code for f in report.failures} <= {"deep", "undecodable"}
@@ -686,7 +701,12 @@ def test_any_text_in_a_free_text_manifest_field_is_accepted_or_a_format_error(
     for step in where[:-1]:
         node = node[step]
     node[where[-1]] = text
-    if must_be_bundlekit_error(lambda: Manifest.from_bytes(escaped_json(doc))) is None:
+    if (
+        must_be_bundlekit_error(
+            lambda: Manifest.from_bytes(escaped_json(doc), limits=DEFAULT_LIMITS)
+        )
+        is None
+    ):
         text.encode("utf-8")  # accepted text is valid Unicode
 
 
@@ -712,7 +732,7 @@ def manifest_with_escaped_surrogate(seeds: Seeds) -> bytes:
 
 def test_manifest_with_escaped_lone_surrogate_is_a_format_error(seeds: Seeds) -> None:
     with pytest.raises(FormatError):
-        Manifest.from_bytes(manifest_with_escaped_surrogate(seeds))
+        Manifest.from_bytes(manifest_with_escaped_surrogate(seeds), limits=DEFAULT_LIMITS)
 
 
 def test_signed_manifest_with_escaped_lone_surrogate_gives_a_report(
@@ -741,7 +761,7 @@ def test_unsigned_manifest_with_escaped_lone_surrogate_gives_a_report(
 def test_envelope_with_lone_surrogate_payload_type_is_a_format_error() -> None:
     data = b'{"payload":"","payloadType":"\\ud800","signatures":[]}'
     with pytest.raises(FormatError):
-        Envelope.from_bytes(data).pae()
+        Envelope.from_bytes(data, limits=DEFAULT_LIMITS).pae()
 
 
 def test_verify_text_output_survives_a_lone_surrogate_key_id(seeds: Seeds, tmp_path: Path) -> None:

@@ -46,11 +46,12 @@ CHILD = r"""
 import json, sys
 from bundlekit.errors import BundlekitError
 from bundlekit.format.segment import iter_records
+from bundlekit.limits import DEFAULT_LIMITS
 error = None
 records = 0
 try:
     with open(sys.argv[1], "rb") as handle:
-        for _ in iter_records(handle, compressed_size=int(sys.argv[2])):
+        for _ in iter_records(handle, DEFAULT_LIMITS, compressed_size=int(sys.argv[2])):
             records += 1
 except BundlekitError as exc:
     error = [type(exc).__name__, exc.message]
@@ -163,19 +164,19 @@ def test_decoding_output_is_handed_out_in_bounded_chunks() -> None:
 def test_frame_asking_for_a_huge_window_is_refused_before_decoding() -> None:
     blob = zf.header(1 << 20, window_log=31) + zf.zero_runs(1 << 20) + b"\0\0\0\0"
     with pytest.raises(LimitExceeded, match="2147483648-byte window, over the limit of 8388608"):
-        list(iter_records(io.BytesIO(blob), compressed_size=len(blob)))
+        list(iter_records(io.BytesIO(blob), compressed_size=len(blob), limits=DEFAULT_LIMITS))
 
 
 def test_frame_whose_declared_size_lies_about_its_ratio_is_refused_before_decoding() -> None:
     blob = zf.rle_bomb(64 << 20, 64 << 20)  # 64 MiB declared from ~2 KB: 32,000x
     with pytest.raises(LimitExceeded, match="expanding more than the 2000x bound"):
-        list(iter_records(io.BytesIO(blob), compressed_size=len(blob)))
+        list(iter_records(io.BytesIO(blob), compressed_size=len(blob), limits=DEFAULT_LIMITS))
 
 
 def test_frame_declaring_more_than_the_segment_limit_is_refused_before_decoding() -> None:
     blob = zf.rle_bomb(DEFAULT_LIMITS.max_segment_bytes + 1, 1 << 20)
     with pytest.raises(LimitExceeded, match="67108865 uncompressed bytes, over the limit"):
-        list(iter_records(io.BytesIO(blob)))
+        list(iter_records(io.BytesIO(blob), limits=DEFAULT_LIMITS))
 
 
 # -- end to end: the doors a hostile segment comes through ---------------------------
@@ -345,7 +346,7 @@ def test_segment_with_broken_frame_structure_is_refused(name: str) -> None:
 def test_intact_frame_built_by_hand_is_accepted() -> None:
     """The builders above make valid frames when they do not lie (controls the tests above)."""
     blob = zf.header(8, window_log=17) + zf.raw(b"\0" * 8, last=True) + zf.checksum(bytes(8))
-    assert list(iter_records(io.BytesIO(blob))) == [b"", b""]
+    assert list(iter_records(io.BytesIO(blob), limits=DEFAULT_LIMITS)) == [b"", b""]
     # an empty block before the last one is valid zstd, not the end of the frame
     blob = (
         zf.header(8, window_log=17)
@@ -354,8 +355,11 @@ def test_intact_frame_built_by_hand_is_accepted() -> None:
         + zf.rle(0, 4, last=True)
         + zf.checksum(bytes(8))
     )
-    assert list(iter_records(io.BytesIO(blob))) == [b"", b""]
-    assert list(iter_records(io.BytesIO(GOOD), compressed_size=len(GOOD)))[5] == bytes([5]) * 458
+    assert list(iter_records(io.BytesIO(blob), limits=DEFAULT_LIMITS)) == [b"", b""]
+    assert (
+        list(iter_records(io.BytesIO(GOOD), compressed_size=len(GOOD), limits=DEFAULT_LIMITS))[5]
+        == bytes([5]) * 458
+    )
 
 
 class _Trickle:
@@ -369,12 +373,12 @@ class _Trickle:
 
 
 def test_short_reads_from_the_source_change_nothing() -> None:
-    expected = list(iter_records(io.BytesIO(GOOD)))
-    assert list(iter_records(_Trickle(GOOD))) == expected
+    expected = list(iter_records(io.BytesIO(GOOD), limits=DEFAULT_LIMITS))
+    assert list(iter_records(_Trickle(GOOD), limits=DEFAULT_LIMITS)) == expected
     with pytest.raises(FormatError, match="before its 4-byte checksum"):
-        list(iter_records(_Trickle(GOOD[:-4])))
+        list(iter_records(_Trickle(GOOD[:-4]), limits=DEFAULT_LIMITS))
     with pytest.raises(FormatError, match="bytes after its zstd frame"):
-        list(iter_records(_Trickle(GOOD + b"\0")))
+        list(iter_records(_Trickle(GOOD + b"\0"), limits=DEFAULT_LIMITS))
 
 
 # -- replay's reader ---------------------------------------------------------------------
@@ -407,7 +411,7 @@ def test_replay_source_decodes_through_the_bounded_reader(
     from bundlekit.replay.source import TrustOptions, open_source
 
     bundle, declared = bomb_bundle
-    source = open_source(bundle, TrustOptions(no_verify=True))
+    source = open_source(bundle, TrustOptions(no_verify=True), limits=DEFAULT_LIMITS)
     segment = source.segments(Signal.TRACES)[0]
     with pytest.raises(FormatError, match=f"inflates past the {declared} bytes"):
         list(source.requests(Signal.TRACES, segment))

@@ -25,6 +25,7 @@ from bundlekit.format.manifest import (
     build_manifest,
 )
 from bundlekit.format.timefmt import format_ns
+from bundlekit.limits import DEFAULT_LIMITS
 from bundlekit.otlp.signals import Signal
 from tests.bundles import FIXED_CREATED_NS, FIXED_ID, pack_small
 
@@ -64,6 +65,7 @@ def _build(*entries: FileEntry, created_ns: int = FIXED_CREATED_NS) -> Manifest:
         custody=Custody(),
         retain_until="2030-01-01",
         retention_basis="option",
+        limits=DEFAULT_LIMITS,
     )
 
 
@@ -107,7 +109,7 @@ def test_window_of_one_instant_is_valid() -> None:
         "earliest": format_ns(T0),
         "latest": format_ns(T0),
     }
-    assert Manifest.from_bytes(manifest.raw).files == manifest.files
+    assert Manifest.from_bytes(manifest.raw, limits=DEFAULT_LIMITS).files == manifest.files
 
 
 def test_windows_are_combined_from_the_earliest_start_and_latest_end() -> None:
@@ -187,6 +189,7 @@ def _one_metrics_file_document() -> dict[str, Any]:
         custody=Custody(),
         retain_until="2027-01-01",
         retention_basis="profile",
+        limits=DEFAULT_LIMITS,
     )
     document: dict[str, Any] = json.loads(manifest.raw)
     return document
@@ -196,13 +199,15 @@ def test_totals_for_a_signal_without_files_are_refused() -> None:
     document = _one_metrics_file_document()
     document["predicate"]["totals"]["signals"]["logs"] = {"files": 0, "requests": 0, "records": 0}
     with pytest.raises(FormatError, match="totals list logs but no logs file"):
-        Manifest.from_bytes(canonical.dumps(document))
+        Manifest.from_bytes(canonical.dumps(document), limits=DEFAULT_LIMITS)
 
 
 def test_totals_of_a_later_signal_are_checked_after_a_signal_without_files() -> None:
     """Traces come first and have no file here; metrics' wrong totals must still be caught."""
     document = _one_metrics_file_document()
-    assert Manifest.from_bytes(canonical.dumps(document)).files  # as built, it adds up
+    assert Manifest.from_bytes(
+        canonical.dumps(document), limits=DEFAULT_LIMITS
+    ).files  # as built, it adds up
     document["predicate"]["totals"]["signals"]["metrics"]["records"] += 1
     with pytest.raises(FormatError, match="metrics totals do not add up"):
-        Manifest.from_bytes(canonical.dumps(document))
+        Manifest.from_bytes(canonical.dumps(document), limits=DEFAULT_LIMITS)

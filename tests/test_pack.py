@@ -10,7 +10,7 @@ import pytest
 from bundlekit.errors import InputError, UsageError
 from bundlekit.format.manifest import Custody, Manifest
 from bundlekit.format.segment import iter_records
-from bundlekit.limits import Limits
+from bundlekit.limits import DEFAULT_LIMITS, Limits
 from bundlekit.otlp.inputs import detect_signal, iter_input_requests
 from bundlekit.otlp.signals import Signal
 from bundlekit.pack import PackInput, PackOptions, pack_bundle
@@ -24,7 +24,7 @@ def _segments_requests(bundle: Path, manifest: Manifest, signal: Signal) -> list
     out: list[bytes] = []
     for entry in manifest.segments(signal):
         with open(bundle / entry.name, "rb") as handle:
-            out.extend(iter_records(handle))
+            out.extend(iter_records(handle, limits=DEFAULT_LIMITS))
     return out
 
 
@@ -41,8 +41,8 @@ def test_pack_samples_records_everything_the_inputs_hold(tmp_path: Path) -> None
     )
     manifest = result.manifest
     for path in SAMPLE_OTLP:
-        signal = detect_signal(path)
-        original = list(iter_input_requests(path))
+        signal = detect_signal(path, limits=DEFAULT_LIMITS)
+        original = list(iter_input_requests(path, limits=DEFAULT_LIMITS))
         stored = _segments_requests(tmp_path / "b", manifest, signal)
         assert stored == original  # byte for byte, in order
         expected = oracle_stats(signal, original)
@@ -144,8 +144,8 @@ def test_oversized_request_is_split_keeping_every_record(tmp_path: Path) -> None
 def test_single_request_and_stream_forms_are_both_detected(tmp_path: Path) -> None:
     (tmp_path / "one.pb").write_bytes(otlpgen.logs(3))
     (tmp_path / "many.pb").write_bytes(otlpgen.stream(otlpgen.metrics(2), otlpgen.metrics(2)))
-    assert detect_signal(tmp_path / "one.pb") is Signal.LOGS
-    assert detect_signal(tmp_path / "many.pb") is Signal.METRICS
+    assert detect_signal(tmp_path / "one.pb", limits=DEFAULT_LIMITS) is Signal.LOGS
+    assert detect_signal(tmp_path / "many.pb", limits=DEFAULT_LIMITS) is Signal.METRICS
 
 
 def _no_debris(folder: Path) -> list[str]:

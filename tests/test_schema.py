@@ -17,6 +17,7 @@ from bundlekit.errors import FormatError
 from bundlekit.format import canonical
 from bundlekit.format.manifest import Manifest
 from bundlekit.format.schema import schema_bytes
+from bundlekit.limits import DEFAULT_LIMITS
 from tests.bundles import pack_small
 from tests.conftest import ROOT
 
@@ -83,37 +84,40 @@ def test_schema_rejects_malformed_manifest(good: dict[str, Any], name: str) -> N
     doc = copy.deepcopy(good)
     MALFORMED[name](doc)
     with pytest.raises(FormatError) as caught:
-        Manifest.from_bytes(canonical.dumps(doc))
+        Manifest.from_bytes(canonical.dumps(doc), limits=DEFAULT_LIMITS)
     assert "manifest" in caught.value.message
 
 
 def test_good_manifest_parses(good: dict[str, Any]) -> None:
-    assert Manifest.from_bytes(canonical.dumps(good)).bundle_id == good["predicate"]["bundleId"]
+    assert (
+        Manifest.from_bytes(canonical.dumps(good), limits=DEFAULT_LIMITS).bundle_id
+        == good["predicate"]["bundleId"]
+    )
 
 
 def test_non_canonical_manifest_is_refused(good: dict[str, Any]) -> None:
     with pytest.raises(FormatError, match="canonical"):
-        Manifest.from_bytes(json.dumps(good, indent=2).encode())
+        Manifest.from_bytes(json.dumps(good, indent=2).encode(), limits=DEFAULT_LIMITS)
 
 
 def test_subject_and_files_must_agree(good: dict[str, Any]) -> None:
     doc = copy.deepcopy(good)
     doc["subject"].reverse()
     with pytest.raises(FormatError, match="inconsistent"):
-        Manifest.from_bytes(canonical.dumps(doc))
+        Manifest.from_bytes(canonical.dumps(doc), limits=DEFAULT_LIMITS)
 
 
 def test_manifest_with_duplicate_keys_is_refused(good: dict[str, Any]) -> None:
     raw = canonical.dumps(good)
     forged = raw.replace(b'{"_type"', b'{"_type":"x","_type"', 1)
     with pytest.raises(FormatError, match="duplicate key"):
-        Manifest.from_bytes(forged)
+        Manifest.from_bytes(forged, limits=DEFAULT_LIMITS)
 
 
 @pytest.mark.parametrize("data", [b"", b"\xff\xfe", b"[]", b"null", b'{"_type": NaN}'])
 def test_garbage_manifest_is_a_clear_format_error(data: bytes, tmp_path: Path) -> None:
     with pytest.raises(FormatError):
-        Manifest.from_bytes(data)
+        Manifest.from_bytes(data, limits=DEFAULT_LIMITS)
 
 
 def test_generated_fast_validator_is_current() -> None:
@@ -197,4 +201,4 @@ def test_fast_canonical_check_matches_rfc8785(doc: Any) -> None:
 def test_manifest_with_a_float_is_refused(good: dict[str, Any]) -> None:
     raw = canonical.dumps(good).replace(b'"size":', b'"size":1.0,"x":', 1)
     with pytest.raises(FormatError, match="non-integer"):
-        Manifest.from_bytes(raw)
+        Manifest.from_bytes(raw, limits=DEFAULT_LIMITS)

@@ -27,7 +27,7 @@ from bundlekit.format.segment import (
     iter_records,
     write_segment,
 )
-from bundlekit.limits import Limits
+from bundlekit.limits import DEFAULT_LIMITS, Limits
 from tests import zstdframes as zf
 
 RECORDS = [bytes([i % 251]) * (i * 37 + 1) for i in range(200)]
@@ -52,7 +52,7 @@ class ShortReads:
 
 
 def read(stream: io.BytesIO | ShortReads, size: int | None = None) -> list[bytes]:
-    return list(iter_records(stream, compressed_size=size))
+    return list(iter_records(stream, compressed_size=size, limits=DEFAULT_LIMITS))
 
 
 def test_frame_cut_before_its_checksum_is_refused() -> None:
@@ -127,7 +127,7 @@ MULTI_BLOCK = compress_segment(random.Random(6).randbytes(300_000) + bytes(200_0
 def walker(blob: bytes) -> _FrameWalker:
     stream = io.BytesIO(blob)
     head = stream.read(18)
-    return _FrameWalker(stream, head, check_frame_header(head, None))
+    return _FrameWalker(stream, head, check_frame_header(head, None, limits=DEFAULT_LIMITS))
 
 
 @pytest.mark.parametrize("size", [1, 2, 3, 4, 7, 4096])
@@ -198,7 +198,10 @@ def test_frame_header_of_the_maximum_18_bytes_is_read_whole(source: Any) -> None
     head = header_of_18_bytes(8)
     assert zstandard.frame_header_size(head) == 18
     blob = head + zf.raw(bytes(8), last=True) + zf.checksum(bytes(8))
-    assert list(iter_records(source(blob), compressed_size=len(blob))) == [b"", b""]
+    assert list(iter_records(source(blob), compressed_size=len(blob), limits=DEFAULT_LIMITS)) == [
+        b"",
+        b"",
+    ]
 
 
 # -- how far the source is read ahead of the decoder ------------------------------------
@@ -219,7 +222,7 @@ def test_compressed_input_is_read_as_it_is_decoded_not_all_at_once() -> None:
     # Incompressible: zstd stores it in raw blocks, one compressed byte per output byte.
     blob = compress_segment(random.Random(7).randbytes(8 << 20))
     source = Counting(blob)
-    first = next(inflate(source))
+    first = next(inflate(source, limits=DEFAULT_LIMITS))
     assert len(first) == 1 << 20
     assert source.pulled < 3 << 20  # about one output chunk and a read chunk, not all 8 MiB
 
@@ -298,15 +301,18 @@ def test_decoder_ending_early_without_an_error_is_not_trusted(
     with pytest.raises(
         FormatError, match=f"ends after {stop_after} of the {len(RAW)} bytes its frame declares"
     ):
-        list(inflate(io.BytesIO(BLOB)))
+        list(inflate(io.BytesIO(BLOB), limits=DEFAULT_LIMITS))
 
 
 def test_frame_cut_right_after_an_empty_last_block_is_missing_only_its_checksum() -> None:
     # zstd's streaming writer ends a frame with an empty last block like this one.
     blob = zf.header(8, window_log=17) + zf.raw(bytes(8)) + zf.raw(b"", last=True)
-    assert list(iter_records(io.BytesIO(blob + zf.checksum(bytes(8))))) == [b"", b""]
+    assert list(iter_records(io.BytesIO(blob + zf.checksum(bytes(8))), limits=DEFAULT_LIMITS)) == [
+        b"",
+        b"",
+    ]
     with pytest.raises(FormatError, match="ends before its 4-byte checksum"):
-        list(iter_records(io.BytesIO(blob)))
+        list(iter_records(io.BytesIO(blob), limits=DEFAULT_LIMITS))
 
 
 def test_window_limit_below_zstds_1_kib_minimum_still_reads_a_frame_within_it() -> None:

@@ -249,7 +249,7 @@ def test_multi_megabyte_junk_envelope_is_refused_quickly_and_small(
     assert measured["rss_mib"] < MAX_RSS_MIB, measured
     assert measured["code"] == ExitCode.SIGNATURE, measured
     with pytest.raises(LimitExceeded, match="JSON objects, arrays and separators"):
-        Envelope.from_bytes(data)
+        Envelope.from_bytes(data, limits=DEFAULT_LIMITS)
 
 
 # --- text that is not Unicode is a format error everywhere ----------------------------
@@ -294,9 +294,9 @@ def test_signed_manifest_that_is_not_unicode_is_a_format_error(
 
 def test_lone_surrogate_message_names_unicode(bundle: Path) -> None:
     with pytest.raises(FormatError, match="not valid Unicode"):
-        Manifest.from_bytes(_not_unicode_manifest(bundle, b"\\ud800"))
+        Manifest.from_bytes(_not_unicode_manifest(bundle, b"\\ud800"), limits=DEFAULT_LIMITS)
     with pytest.raises(FormatError, match="not valid UTF-8"):
-        Manifest.from_bytes(_not_unicode_manifest(bundle, b"\xc0\xaf"))
+        Manifest.from_bytes(_not_unicode_manifest(bundle, b"\xc0\xaf"), limits=DEFAULT_LIMITS)
 
 
 def test_escaped_surrogate_pair_and_escaped_backslash_are_fine() -> None:
@@ -317,7 +317,7 @@ def test_envelope_that_is_not_unicode_is_a_format_error(
 ) -> None:
     _envelope_with_keyid(bundle, NOT_UNICODE[name])
     with pytest.raises(FormatError, match="not valid"):
-        Envelope.from_bytes((bundle / layout.ENVELOPE_NAME).read_bytes())
+        Envelope.from_bytes((bundle / layout.ENVELOPE_NAME).read_bytes(), limits=DEFAULT_LIMITS)
     # verify: a format finding, and exit 3 (an unreadable envelope is no trusted signature).
     code, out, _ = run_cli("verify", bundle, "--key", keys[ED].public_path, "--json")
     assert code == ExitCode.SIGNATURE
@@ -418,7 +418,7 @@ def test_signature_item_that_is_not_an_object_is_a_format_error(
         doc["signatures"] = [item]
         data = canonical.dumps(doc)
         with pytest.raises(FormatError, match="signature 0 is not an object"):
-            Envelope.from_bytes(data)
+            Envelope.from_bytes(data, limits=DEFAULT_LIMITS)
         path.write_bytes(data)
         report = check_bundle(bundle, VerifyOptions(keys=[keys[ED].public_path]))
         assert {f.code for f in report.failures} == {"envelope-malformed", "unsigned"}

@@ -14,6 +14,7 @@ from bundlekit.errors import ExitCode, FormatError
 from bundlekit.format import canonical, layout
 from bundlekit.format.manifest import Custody, Manifest
 from bundlekit.keys import GeneratedKey, KeyType, load_private_key
+from bundlekit.limits import DEFAULT_LIMITS
 from bundlekit.sign import sign_bundle
 from bundlekit.verify import VerificationFailed, VerifyOptions, check_bundle, verify_bundle
 from tests.bundles import pack_small, write_envelope
@@ -281,7 +282,7 @@ def test_deep_checks_are_skipped_when_the_manifest_is_not_trusted(
 
 def test_manifest_that_is_not_json_is_a_clear_error() -> None:
     with pytest.raises(FormatError, match="manifest is not valid JSON"):
-        Manifest.from_bytes(b'{"_type": ')
+        Manifest.from_bytes(b'{"_type": ', limits=DEFAULT_LIMITS)
 
 
 def test_cosigning_refuses_a_signatures_link(

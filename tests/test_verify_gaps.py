@@ -26,7 +26,7 @@ from bundlekit.format.dsse import Envelope, Signature
 from bundlekit.format.manifest import PAYLOAD_TYPE, Manifest
 from bundlekit.format.reader import Extent
 from bundlekit.keys import GeneratedKey, KeyType, load_private_key, load_public_key
-from bundlekit.limits import Limits
+from bundlekit.limits import DEFAULT_LIMITS, Limits
 from bundlekit.verify import (
     TrustStore,
     VerificationFailed,
@@ -321,7 +321,9 @@ def test_signatures_over_another_payload_type_count_for_nothing(
 ) -> None:
     raw = (bundle / layout.MANIFEST_NAME).read_bytes()
     write_envelope(bundle, raw, keys[ED], payload_type="application/vnd.other+json")
-    envelope = Envelope.from_bytes((bundle / layout.ENVELOPE_NAME).read_bytes())
+    envelope = Envelope.from_bytes(
+        (bundle / layout.ENVELOPE_NAME).read_bytes(), limits=DEFAULT_LIMITS
+    )
     result = check_signatures(envelope, TrustStore.of([load_public_key(keys[ED].public_path)]))
     assert result.accepted == []
     assert result.unmatched == [keys[ED].keyid]
@@ -338,7 +340,9 @@ def test_threshold_is_met_exactly_at_the_number_of_distinct_trusted_signers(
 ) -> None:
     raw = (bundle / layout.MANIFEST_NAME).read_bytes()
     write_envelope(bundle, raw, keys[ED], keys[P256])
-    envelope = Envelope.from_bytes((bundle / layout.ENVELOPE_NAME).read_bytes())
+    envelope = Envelope.from_bytes(
+        (bundle / layout.ENVELOPE_NAME).read_bytes(), limits=DEFAULT_LIMITS
+    )
     store = TrustStore.of(load_public_key(keys[k].public_path) for k in (ED, P256))
     result = check_signatures(envelope, store)
     assert result.met(2)
@@ -366,7 +370,7 @@ def test_envelope_signature_item_that_is_not_an_object_is_a_format_error(name: s
     item, words = ENVELOPE_ITEMS[name]
     doc = {"payloadType": PAYLOAD_TYPE, "payload": "YQ==", "signatures": [item]}
     with pytest.raises(FormatError, match=words) as caught:
-        Envelope.from_bytes(json.dumps(doc).encode())
+        Envelope.from_bytes(json.dumps(doc).encode(), limits=DEFAULT_LIMITS)
     assert caught.value.message.startswith("signature envelope is malformed")
     assert caught.value.hint is not None
 
@@ -392,12 +396,12 @@ def test_second_bad_signature_item_is_found_after_a_good_one() -> None:
         "signatures": [{"keyid": "a", "sig": "YQ=="}, {"keyid": "b", "sig": "***"}],
     }
     with pytest.raises(FormatError, match="signature 1 is not standard padded base64"):
-        Envelope.from_bytes(json.dumps(doc).encode())
+        Envelope.from_bytes(json.dumps(doc).encode(), limits=DEFAULT_LIMITS)
 
 
 def test_envelope_signature_without_keyid_is_accepted_with_an_empty_hint() -> None:
     doc = {"payloadType": PAYLOAD_TYPE, "payload": "YQ==", "signatures": [{"sig": "YWI="}]}
-    envelope = Envelope.from_bytes(json.dumps(doc).encode())
+    envelope = Envelope.from_bytes(json.dumps(doc).encode(), limits=DEFAULT_LIMITS)
     assert envelope.signatures == (Signature("", b"ab"),)
     assert envelope.payload == b"a"
 
@@ -406,18 +410,18 @@ def test_envelope_signature_without_keyid_is_accepted_with_an_empty_hint() -> No
 def test_envelope_with_empty_or_non_string_payload_type_is_malformed(payload_type: Any) -> None:
     doc = {"payloadType": payload_type, "payload": "YQ==", "signatures": []}
     with pytest.raises(FormatError, match="payloadType is missing or not a string"):
-        Envelope.from_bytes(json.dumps(doc).encode())
+        Envelope.from_bytes(json.dumps(doc).encode(), limits=DEFAULT_LIMITS)
 
 
 def test_envelope_that_is_a_json_array_is_malformed() -> None:
     with pytest.raises(FormatError, match="it is not a JSON object"):
-        Envelope.from_bytes(b"[]")
+        Envelope.from_bytes(b"[]", limits=DEFAULT_LIMITS)
 
 
 def test_envelope_with_unexpected_fields_names_them() -> None:
     doc = {"payloadType": "t", "payload": "YQ==", "signatures": [], "b": 1, "a": 2}
     with pytest.raises(FormatError, match=r"unexpected fields \['a', 'b'\]"):
-        Envelope.from_bytes(json.dumps(doc).encode())
+        Envelope.from_bytes(json.dumps(doc).encode(), limits=DEFAULT_LIMITS)
 
 
 def test_envelope_serializes_to_the_dsse_json_shape(keys: dict[KeyType, GeneratedKey]) -> None:
@@ -430,7 +434,7 @@ def test_envelope_serializes_to_the_dsse_json_shape(keys: dict[KeyType, Generate
             {"keyid": "k2", "sig": base64.b64encode(b"s2").decode()},
         ],
     }
-    assert Envelope.from_bytes(envelope.to_bytes()) == envelope
+    assert Envelope.from_bytes(envelope.to_bytes(), limits=DEFAULT_LIMITS) == envelope
 
 
 # --------------------------------------------------------------------------- signed manifests
@@ -495,7 +499,7 @@ def test_signed_manifest_that_is_inconsistent_is_refused(
     assert words in finding.message
     assert report.manifest is None
     with pytest.raises(FormatError, match="manifest is inconsistent") as caught:
-        Manifest.from_bytes(raw)
+        Manifest.from_bytes(raw, limits=DEFAULT_LIMITS)
     assert words in caught.value.message
     with pytest.raises(VerificationFailed) as failed:
         verify_bundle(bundle, _trust(keys))
@@ -522,7 +526,7 @@ def test_manifest_file_names_are_checked_as_paths(
         {"name": name, "role": "attachment", "mediaType": "a/b", "size": 1, "uncompressedSize": 1}
     )
     with pytest.raises(FormatError, match="deeper than 16 levels"):
-        Manifest.from_bytes(canonical.dumps(doc))
+        Manifest.from_bytes(canonical.dumps(doc), limits=DEFAULT_LIMITS)
 
 
 def test_signed_manifest_over_the_size_limit_is_refused_before_parsing(

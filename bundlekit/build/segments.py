@@ -28,7 +28,7 @@ from bundlekit.format import layout
 from bundlekit.format.layout import Role
 from bundlekit.format.manifest import FileEntry
 from bundlekit.format.segment import FRAME_HEADER_BYTES, write_segment
-from bundlekit.limits import DEFAULT_LIMITS, Limits
+from bundlekit.limits import Limits
 from bundlekit.otlp.signals import Signal
 from bundlekit.otlp.stats import SignalStats, StatsCollector
 
@@ -65,7 +65,7 @@ class SegmentWriter:
     def __init__(
         self,
         root: Path,
-        limits: Limits = DEFAULT_LIMITS,
+        limits: Limits,
         level: int = 3,
         threads: int = 0,
         target: int = DEFAULT_SEGMENT_TARGET,

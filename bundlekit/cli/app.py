@@ -182,11 +182,6 @@ def pack(
     from bundlekit.textsafe import neutralize
 
     custody = Custody(operator, case_id, reason)
-    check_custody(custody)  # at the door: before keys are loaded or a passphrase is asked
-    specs = [PackInput(p) for p in inputs or []]
-    for signal, paths in ((Signal.TRACES, traces), (Signal.METRICS, metrics), (Signal.LOGS, logs)):
-        specs.extend(PackInput(p, signal) for p in paths or [])
-    signers = _load_signers(key or [])
     options = PackOptions(
         config=config,
         dashboards=dashboards,
@@ -198,6 +193,11 @@ def pack(
         segment_target=segment_mib * 1024 * 1024,
         archive=archive,
     )
+    check_custody(custody, options.limits)  # at the door: before keys are loaded or a passphrase
+    specs = [PackInput(p) for p in inputs or []]
+    for signal, paths in ((Signal.TRACES, traces), (Signal.METRICS, metrics), (Signal.LOGS, logs)):
+        specs.extend(PackInput(p, signal) for p in paths or [])
+    signers = _load_signers(key or [])
     with render.progress("packing", enabled=not as_json) as advance:
         result = pack_bundle(specs, out, options, signers, progress=advance)  # type: ignore[arg-type]
     for stale in result.removed_staging:

@@ -41,7 +41,7 @@ from bundlekit.format.layout import (
 )
 from bundlekit.format.reader import BundleReader, ContainerError, Extent, Head, Member
 from bundlekit.format.segment import Readable
-from bundlekit.limits import DEFAULT_LIMITS, Limits
+from bundlekit.limits import Limits
 
 SUFFIX = ".bundle.tar"
 BLOCK = 512
@@ -321,7 +321,7 @@ class ArchiveReader(BundleReader):
         self._head: Head | None = None
 
     @classmethod
-    def from_path(cls, path: Path, limits: Limits = DEFAULT_LIMITS) -> ArchiveReader:
+    def from_path(cls, path: Path, limits: Limits) -> ArchiveReader:
         flags = os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOFOLLOW", 0) | os.O_CLOEXEC
         try:
             fd = os.open(path, flags)
@@ -339,9 +339,7 @@ class ArchiveReader(BundleReader):
         return cls(handle, str(path), limits, path=str(path), size=info.st_size)
 
     @classmethod
-    def from_stream(
-        cls, handle: BinaryIO, location: str, limits: Limits = DEFAULT_LIMITS
-    ) -> ArchiveReader:
+    def from_stream(cls, handle: BinaryIO, location: str, limits: Limits) -> ArchiveReader:
         return cls(handle, location, limits, path=None, size=None)
 
     def close(self) -> None:

@@ -30,7 +30,7 @@ from bundlekit.format.reader import (
     Member,
     _open_no_links,
 )
-from bundlekit.limits import DEFAULT_LIMITS, Limits
+from bundlekit.limits import Limits
 
 
 def is_payload(name: str) -> bool:
@@ -44,7 +44,7 @@ class DirectoryReader(BundleReader):
     random_access = True
     kind = "directory"
 
-    def __init__(self, root: Path, limits: Limits = DEFAULT_LIMITS) -> None:
+    def __init__(self, root: Path, limits: Limits) -> None:
         if not root.is_dir():
             raise UsageError(
                 f"{root} is not a bundle directory",

@@ -15,7 +15,7 @@ from typing import Any
 
 from bundlekit.errors import FormatError, LimitExceeded
 from bundlekit.format import canonical
-from bundlekit.limits import DEFAULT_LIMITS, Limits
+from bundlekit.limits import Limits
 
 
 def pae(payload_type: str, payload: bytes) -> bytes:
@@ -56,7 +56,7 @@ class Envelope:
         return canonical.dumps(self.to_json())
 
     @classmethod
-    def from_bytes(cls, data: bytes, limits: Limits = DEFAULT_LIMITS) -> Envelope:
+    def from_bytes(cls, data: bytes, limits: Limits) -> Envelope:
         """Strictly parse an envelope; raise FormatError saying what is malformed."""
         if len(data) > limits.max_envelope_bytes:
             raise LimitExceeded(

@@ -11,7 +11,7 @@ import unicodedata
 from enum import StrEnum
 
 from bundlekit.errors import FormatError
-from bundlekit.limits import DEFAULT_LIMITS, Limits
+from bundlekit.limits import Limits
 from bundlekit.otlp.signals import Signal
 
 MANIFEST_NAME = "manifest.json"
@@ -79,7 +79,7 @@ def role_for_path(name: str) -> Role | None:
     return None
 
 
-def check_relative_path(name: str, limits: Limits = DEFAULT_LIMITS) -> str:
+def check_relative_path(name: str, limits: Limits) -> str:
     """Return ``name`` if it is a safe, normalized, relative POSIX path.
 
     Rejects absolute paths, ``..`` and ``.`` components, empty components,

@@ -16,7 +16,7 @@ from bundlekit.errors import FormatError, LimitExceeded
 from bundlekit.format import canonical, schema
 from bundlekit.format.layout import Role, check_relative_path, role_for_path
 from bundlekit.format.timefmt import format_ns, parse_ns
-from bundlekit.limits import DEFAULT_LIMITS, Limits
+from bundlekit.limits import Limits
 from bundlekit.otlp.signals import SIGNALS, Signal
 
 STATEMENT_TYPE = "https://in-toto.io/Statement/v1"
@@ -104,7 +104,7 @@ class Manifest:
     files: tuple[FileEntry, ...]
 
     @classmethod
-    def from_bytes(cls, raw: bytes, limits: Limits = DEFAULT_LIMITS) -> Manifest:
+    def from_bytes(cls, raw: bytes, limits: Limits) -> Manifest:
         """Parse and check a manifest; raise FormatError listing what is wrong."""
         if len(raw) > limits.max_manifest_bytes:
             raise LimitExceeded(
@@ -171,7 +171,7 @@ def build_manifest(
     custody: Custody,
     retain_until: str,
     retention_basis: str,
-    limits: Limits = DEFAULT_LIMITS,
+    limits: Limits,
 ) -> Manifest:
     """Assemble, canonicalize and re-parse a manifest (so it passes its own checks)."""
     entries = sorted(files, key=lambda f: f.name)

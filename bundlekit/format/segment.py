@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from typing import IO, Protocol, cast
 
 from bundlekit.errors import FormatError, LimitExceeded
-from bundlekit.limits import DEFAULT_LIMITS, Limits
+from bundlekit.limits import Limits
 from bundlekit.otlp.framing import FRAME_HEADER_BYTES, frame, frame_length
 
 # The framing is owned by otlp.framing; FRAME_HEADER_BYTES and frame stay importable from here.
@@ -116,7 +116,7 @@ class FrameHeader:
         return min(self.window_size, _MAX_BLOCK)
 
 
-def check_stored_size(name: str, stored: int, limits: Limits = DEFAULT_LIMITS) -> None:
+def check_stored_size(name: str, stored: int, limits: Limits) -> None:
     """Refuse a stored segment larger than any valid frame within the limits.
 
     Lets a reader that holds a compressed segment in memory refuse a huge file
@@ -132,9 +132,7 @@ def check_stored_size(name: str, stored: int, limits: Limits = DEFAULT_LIMITS) -
         )
 
 
-def check_frame_header(
-    head: bytes, compressed_size: int | None, limits: Limits = DEFAULT_LIMITS
-) -> FrameHeader:
+def check_frame_header(head: bytes, compressed_size: int | None, limits: Limits) -> FrameHeader:
     """Validate a segment's zstd frame header against the format and ``limits``.
 
     Everything a decoder would allocate for is refused here, before a byte is
@@ -191,7 +189,7 @@ def check_frame_header(
 
 def inflate(
     stream: Readable,
-    limits: Limits = DEFAULT_LIMITS,
+    limits: Limits,
     compressed_size: int | None = None,
 ) -> Iterator[bytes]:
     """Yield one segment's decompressed bytes in chunks of at most ``OUTPUT_CHUNK``.
@@ -248,7 +246,7 @@ def inflate(
 
 def iter_records(
     stream: Readable,
-    limits: Limits = DEFAULT_LIMITS,
+    limits: Limits,
     compressed_size: int | None = None,
 ) -> Iterator[bytes]:
     """Yield each stored request's bytes from one compressed segment stream.

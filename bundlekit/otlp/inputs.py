@@ -18,7 +18,7 @@ from typing import Any, BinaryIO
 
 from bundlekit.errors import InputError, translate_os_errors
 from bundlekit.fsutil import FileStamp, check_unchanged, open_regular, reopen_unchanged
-from bundlekit.limits import DEFAULT_LIMITS, Limits
+from bundlekit.limits import Limits
 from bundlekit.otlp.framing import FRAME_HEADER_BYTES, frame_length
 from bundlekit.otlp.signals import SIGNALS, Signal
 
@@ -30,7 +30,7 @@ _DETECT_RECORDS = 64
 
 
 def iter_input_requests(
-    path: Path, limits: Limits = DEFAULT_LIMITS, expect: FileStamp | None = None
+    path: Path, limits: Limits, expect: FileStamp | None = None
 ) -> Iterator[bytes]:
     """Yield each request stored in ``path`` (either form), unsplit.
 
@@ -108,7 +108,7 @@ def _not_otlp(path: Path) -> InputError:
     )
 
 
-def detect_signal(path: Path, limits: Limits = DEFAULT_LIMITS) -> Signal:
+def detect_signal(path: Path, limits: Limits) -> Signal:
     """Tell which signal a file holds from its first non-empty request."""
     for data in iter_input_requests(path, limits):
         matches = [s for s in SIGNALS if _looks_like(s, data)]
@@ -126,7 +126,7 @@ def detect_signal(path: Path, limits: Limits = DEFAULT_LIMITS) -> Signal:
     )
 
 
-def confirm_signal(path: Path, signal: Signal, limits: Limits = DEFAULT_LIMITS) -> Signal:
+def confirm_signal(path: Path, signal: Signal, limits: Limits) -> Signal:
     """Check that a file named as ``signal`` holds that signal (first non-empty request)."""
     for data in iter_input_requests(path, limits):
         if _looks_like(signal, data):

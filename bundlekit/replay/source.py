@@ -104,7 +104,7 @@ class TrustOptions:
     no_verify: bool = False
 
 
-def open_source(path: Path, trust: TrustOptions, limits: Limits = DEFAULT_LIMITS) -> BundleSource:
+def open_source(path: Path, trust: TrustOptions, limits: Limits) -> BundleSource:
     """Verify the bundle as ``bundlekit verify`` would (segments as they are read); raise if
     it fails.  A stream cannot be replayed: replay reads segments in time order."""
     if str(path) == "-":
