@@ -345,3 +345,33 @@ def test_pax_header_at_max_pax_header_bytes_is_read_one_byte_over_is_oversized(
     with pytest.raises(ContainerError, match=f"pax header of {pax} bytes") as caught:
         members(pax - 1)
     assert caught.value.defect == "oversized"
+
+
+# --------------------------------------------------------------------------- how limits travel
+
+#: The public entry points, where a default is the caller's convenience; below them limits
+#: must be passed on, so a caller's own Limits cannot be dropped silently on the way down.
+_ENTRY_POINTS = {"open_bundle", "inspect_bundle", "sign_bundle", "open_unverified"}
+
+
+def test_no_function_below_the_entry_points_defaults_its_limits() -> None:
+    import ast
+
+    root = Path(__file__).resolve().parent.parent / "bundlekit"
+    offenders = []
+    for path in sorted(root.rglob("*.py")):
+        if path.name.startswith("_manifest_validator"):
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if not isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+                continue
+            args = node.args
+            positional = [a.arg for a in [*args.posonlyargs, *args.args]]
+            with_default = positional[len(positional) - len(args.defaults) :]
+            with_default += [
+                a.arg for a, d in zip(args.kwonlyargs, args.kw_defaults, strict=True) if d
+            ]
+            defaults = set(with_default)
+            if "limits" in defaults and node.name not in _ENTRY_POINTS:
+                offenders.append(f"{path.relative_to(root)}:{node.lineno} {node.name}")
+    assert offenders == []
