@@ -60,10 +60,28 @@ _VERIFY_TESTS = [
     "tests/test_untrusted_output.py",
 ]
 SELECTIONS: dict[str, list[str]] = {
-    "bundlekit/verify/verifier.py": [*_VERIFY_TESTS, "tests/test_cli.py"],
+    "bundlekit/verify/verifier.py": [
+        *_VERIFY_TESTS,
+        "tests/test_cli.py",
+        "tests/test_hostile_archives.py",
+        "tests/test_archive_roundtrip.py",
+    ],
     "bundlekit/verify/signatures.py": _VERIFY_TESTS,
     "bundlekit/verify/trust.py": _VERIFY_TESTS,
-    "bundlekit/verify/source.py": _VERIFY_TESTS,
+    "bundlekit/format/directory.py": _VERIFY_TESTS,
+    "bundlekit/format/reader.py": [*_VERIFY_TESTS, "tests/test_hostile_archives.py"],
+    "bundlekit/format/archive.py": [
+        "tests/test_hostile_archives.py",
+        "tests/test_bad_bundles.py",
+        "tests/test_archive_roundtrip.py",
+        "tests/test_golden.py",
+        "tests/test_boundaries.py",
+    ],
+    "bundlekit/convert.py": [
+        "tests/test_hostile_archives.py",
+        "tests/test_archive_roundtrip.py",
+        "tests/test_golden.py",
+    ],
     "bundlekit/format/dsse.py": ["tests/test_dsse.py", *_VERIFY_TESTS, "tests/test_fuzz.py"],
     "bundlekit/format/manifest.py": [
         "tests/test_manifest_gaps.py",
