@@ -313,3 +313,18 @@ def test_sigkill_during_pack_archive_leaves_nothing_at_the_final_path(
     assert code == 0, err
     assert "staging left by a pack that was killed" in err
     assert sorted(p.name for p in out.parent.iterdir()) == ["big.bundle.tar"]
+
+
+def test_dash_with_a_terminal_on_stdin_is_a_usage_error_not_a_hang() -> None:
+    import pty
+
+    main, secondary = pty.openpty()
+    try:
+        done = subprocess.run(
+            [*CLI, "inspect", "-"], stdin=secondary, capture_output=True, timeout=30, check=False
+        )
+    finally:
+        os.close(main)
+        os.close(secondary)
+    assert done.returncode == ExitCode.USAGE
+    assert b"standard input, which is a terminal" in done.stderr

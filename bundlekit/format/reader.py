@@ -216,6 +216,11 @@ def open_bundle(location: str | os.PathLike[str], limits: Limits = DEFAULT_LIMIT
 
     text = os.fspath(location)
     if text == STDIN:
+        if sys.stdin.isatty():
+            raise UsageError(
+                "'-' reads a bundle archive from standard input, which is a terminal",
+                "pipe or redirect an archive in: bundlekit verify - < incident.bundle.tar",
+            )
         stream: BinaryIO = sys.stdin.buffer
         return ArchiveReader.from_stream(stream, "<stdin>", limits)
     path = Path(text)
