@@ -1,0 +1,1 @@
+"""Writing bundles: one builder every writer (pack, archive, unpack, capture) shares."""
