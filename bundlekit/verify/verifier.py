@@ -302,15 +302,18 @@ class _Verification:
     # -- files -------------------------------------------------------------------------
 
     def _check_payload(self, members: Iterable[Member], manifest: Manifest) -> None:
-        from bundlekit.verify.deep import DeepPool
-
         report = self.report
         options = self.options
         expected = {f.name: f for f in manifest.files}
         self.total_bytes = sum(f.size for f in manifest.files)
         seen: set[str] = set()
         hashed: list[FileEntry] = []
-        deep = DeepPool(self.limits, options.workers) if options.deep else None
+        deep = None
+        if options.deep:
+            # Only --deep pays for this import (multiprocessing, the projection views).
+            from bundlekit.verify.deep import DeepPool
+
+            deep = DeepPool(self.limits, options.workers)
         stopped_at: str | None = None
         try:
             for member in members:
