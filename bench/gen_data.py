@@ -32,15 +32,28 @@ def generate(spans: int, out: Path, seed: int = SEED, per_request: int = 512) ->
     for signal, records in companion_counts(spans, seed).items():
         path = out / f"{signal}.binpb"
         began = time.perf_counter()
-        requests, size = write_stream(path, signal, records=records, seed=seed,
-                                      per_request=per_request, trace_records=spans)
+        requests, size = write_stream(
+            path, signal, records=records, seed=seed, per_request=per_request, trace_records=spans
+        )
         seconds = time.perf_counter() - began
-        files[signal] = {"file": path.name, "records": records, "requests": requests,
-                         "bytes": size, "seconds": round(seconds, 2)}
-        print(f"{path}: {records:,} {signal} records, {requests:,} requests, "
-              f"{size / 1e6:,.1f} MB in {seconds:.1f} s ({records / max(seconds, 1e-9):,.0f}/s)")
-    summary = {"generator": "bundlekit.synth", "seed": seed, "spans": spans,
-               "per_request": per_request, "files": files}
+        files[signal] = {
+            "file": path.name,
+            "records": records,
+            "requests": requests,
+            "bytes": size,
+            "seconds": round(seconds, 2),
+        }
+        print(
+            f"{path}: {records:,} {signal} records, {requests:,} requests, "
+            f"{size / 1e6:,.1f} MB in {seconds:.1f} s ({records / max(seconds, 1e-9):,.0f}/s)"
+        )
+    summary = {
+        "generator": "bundlekit.synth",
+        "seed": seed,
+        "spans": spans,
+        "per_request": per_request,
+        "files": files,
+    }
     (out / "dataset.json").write_text(json.dumps(summary, indent=2) + "\n")
     return summary
 
@@ -48,11 +61,16 @@ def generate(spans: int, out: Path, seed: int = SEED, per_request: int = 512) ->
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--spans", type=int, default=1_000_000)
-    parser.add_argument("--out", type=Path, default=None,
-                        help="output directory (default: bench/data/spans-N, git-ignored)")
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        help="output directory (default: bench/data/spans-N, git-ignored)",
+    )
     parser.add_argument("--seed", type=int, default=SEED)
-    parser.add_argument("--per-request", type=int, default=512,
-                        help="records per Export*ServiceRequest")
+    parser.add_argument(
+        "--per-request", type=int, default=512, help="records per Export*ServiceRequest"
+    )
     args = parser.parse_args(argv)
     out = args.out or DATA / f"spans-{args.spans}"
     generate(args.spans, out, args.seed, args.per_request)

@@ -251,7 +251,9 @@ class BundleBuilder:
             self._stack.close()  # publishes: rename (directory) or link (archive)
         return manifest
 
-    def _write_archive(self, manifest: Manifest, envelope: Envelope | None, created_ns: int) -> None:
+    def _write_archive(
+        self, manifest: Manifest, envelope: Envelope | None, created_ns: int
+    ) -> None:
         staging = self.staging
         with open(staging / STAGED_FILE, "xb", buffering=0) as handle:
             writer = ArchiveWriter(handle, created_ns // 1_000_000_000)

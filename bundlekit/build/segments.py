@@ -91,7 +91,10 @@ class SegmentWriter:
         """
         state = self._open[signal]
         with state.lock:
-            if state.stats is not None and state.size + FRAME_HEADER_BYTES + len(data) > self._target:
+            if (
+                state.stats is not None
+                and state.size + FRAME_HEADER_BYTES + len(data) > self._target
+            ):
                 self._roll(state)
             if state.stats is None:
                 state.index += 1
