@@ -115,6 +115,7 @@ class BundleBuilder:
             options.compression_level,
             options.compression_threads,
             options.segment_target,
+            durable=not options.archive,
         )
         return self
 

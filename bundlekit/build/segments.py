@@ -70,8 +70,12 @@ class SegmentWriter:
         threads: int = 0,
         target: int = DEFAULT_SEGMENT_TARGET,
         workers: int = 2,
+        durable: bool = True,
     ) -> None:
         self._root = root
+        #: fsync each segment; False when the segments are staging for an archive,
+        #: which is itself fsync'd once it holds them (a killed pack leaves nothing).
+        self._durable = durable
         self._target = min(target, limits.max_segment_bytes)
         self._level = level
         self._threads = threads
@@ -157,7 +161,8 @@ class SegmentWriter:
                 target, full.parts, full.size, level=self._level, threads=self._threads
             )
             target.flush()
-            os.fsync(target.fileno())
+            if self._durable:
+                os.fsync(target.fileno())
         stats = full.stats
         role = Role(full.signal.value)
         return FileEntry(

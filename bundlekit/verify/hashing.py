@@ -94,3 +94,89 @@ class ParallelHasher:
         except OSError as exc:
             return exc
         return digest.hexdigest()
+
+
+class StreamHasher:
+    """SHA-256 of files that arrive one after another on one stream, hashed on threads.
+
+    A stream (``verify -``) must be read in order, but each member has a digest
+    of its own, so the caller reads member *n + 1* while threads hash member *n*:
+    each member goes whole to the least-loaded thread, and chunks are handed
+    over as read.  At most ``budget`` bytes are held between reader and hashers
+    (one chunk more if a single chunk is larger), so memory stays flat however
+    large the bundle.
+    """
+
+    def __init__(self, workers: int, budget: int = 4 * CHUNK) -> None:
+        import queue
+
+        count = max(1, workers)
+        self._queues: list[queue.SimpleQueue[tuple[str, bytes | None] | None]] = [
+            queue.SimpleQueue() for _ in range(count)
+        ]
+        self._load = [0] * count
+        self._cond = threading.Condition()
+        self._held = 0
+        self._budget = budget
+        self._stopped = False
+        self._current = 0
+        self._results: dict[str, str] = {}
+        self._done: dict[str, threading.Event] = {}
+        self._threads = [
+            threading.Thread(target=self._work, args=(i,), name=f"bundlekit-hash-{i}", daemon=True)
+            for i in range(count)
+        ]
+        for thread in self._threads:
+            thread.start()
+
+    def begin(self, name: str) -> None:
+        """Start the next member; its chunks follow with :meth:`feed`, then :meth:`end`."""
+        with self._cond:
+            self._current = min(range(len(self._load)), key=self._load.__getitem__)
+        self._done[name] = threading.Event()
+        self._name = name
+
+    def feed(self, chunk: bytes) -> None:
+        with self._cond:
+            while self._held and self._held + len(chunk) > self._budget and not self._stopped:
+                self._cond.wait()
+            self._held += len(chunk)
+            self._load[self._current] += len(chunk)
+        self._queues[self._current].put((self._name, chunk))
+
+    def end(self) -> None:
+        self._queues[self._current].put((self._name, None))
+
+    def ready(self, name: str) -> bool:
+        return self._done[name].is_set()
+
+    def result(self, name: str) -> str:
+        self._done[name].wait()
+        return self._results[name]
+
+    def stop(self) -> None:
+        """Hash nothing more; threads drop what they hold and end."""
+        with self._cond:
+            self._stopped = True
+            self._cond.notify_all()
+        for q in self._queues:
+            q.put(None)
+        for thread in self._threads:
+            thread.join()
+
+    def _work(self, index: int) -> None:
+        source = self._queues[index]
+        digests: dict[str, hashlib._Hash] = {}
+        while (item := source.get()) is not None:
+            name, chunk = item
+            if chunk is None:
+                digest = digests.pop(name, None) or hashlib.sha256()
+                self._results[name] = digest.hexdigest()
+                self._done[name].set()
+                continue
+            if not self._stopped:
+                digests.setdefault(name, hashlib.sha256()).update(chunk)
+            with self._cond:
+                self._held -= len(chunk)
+                self._load[index] -= len(chunk)
+                self._cond.notify_all()

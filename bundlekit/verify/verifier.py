@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -40,7 +41,7 @@ from bundlekit.format.manifest import FileEntry, Manifest
 from bundlekit.format.reader import BundleReader, ContainerError, Extent, Head, Member, open_bundle
 from bundlekit.limits import DEFAULT_LIMITS, Limits
 from bundlekit.textsafe import neutralize
-from bundlekit.verify.hashing import ParallelHasher
+from bundlekit.verify.hashing import ParallelHasher, StreamHasher
 from bundlekit.verify.report import SignerInfo, VerificationFailed, VerificationReport
 from bundlekit.verify.signatures import check_signatures
 from bundlekit.verify.trust import TrustStore
@@ -144,6 +145,7 @@ class _Verification:
         )
         self.extents: dict[str, Extent] = {}
         self.hasher: ParallelHasher | None = None
+        self.stream_hasher: StreamHasher | None = None
         self.done_bytes = 0
         self.total_bytes = 0
 
@@ -197,6 +199,8 @@ class _Verification:
         finally:
             if self.hasher is not None:
                 self.hasher.stop()
+            if self.stream_hasher is not None:
+                self.stream_hasher.stop()
         return report
 
     def _hashed_early(self, name: str) -> bool:
@@ -306,15 +310,20 @@ class _Verification:
     # -- files -------------------------------------------------------------------------
 
     def _check_payload(self, members: Iterable[Member], manifest: Manifest) -> None:
-        from bundlekit.verify.deep import DeepPool
-
         report = self.report
         options = self.options
         expected = {f.name: f for f in manifest.files}
         self.total_bytes = sum(f.size for f in manifest.files)
         seen: set[str] = set()
         hashed: list[FileEntry] = []
-        deep = DeepPool(self.limits, options.workers) if options.deep else None
+        #: Streamed members handed to hashing threads, oldest first, digests not yet recorded.
+        streamed: deque[FileEntry] = deque()
+        deep = None
+        if options.deep:
+            # Only --deep pays for this import (multiprocessing, the projection views).
+            from bundlekit.verify.deep import DeepPool
+
+            deep = DeepPool(self.limits, options.workers)
         stopped_at: str | None = None
         current = "?"
         try:
@@ -357,7 +366,10 @@ class _Verification:
                 elif member.extent is not None:
                     hashed.append(entry)
                 else:
-                    self._record_digest(entry, self._hash_stream(member, entry))
+                    if self._hash_on_threads(member, entry):
+                        streamed.append(entry)
+                    while streamed and self._stream_hashed(streamed[0]):
+                        self._record_digest(streamed[0], self._stream_result(streamed.popleft()))
         except ContainerError as exc:
             report.fail(exc.defect, exc.message, exc.path)
             stopped_at = exc.path or "?"
@@ -372,6 +384,8 @@ class _Verification:
             for entry in hashed:
                 assert self.hasher is not None
                 self._record_digest(entry, self.hasher.result(entry.name))
+            for entry in streamed:
+                self._record_digest(entry, self._stream_result(entry))
             if deep is not None:
                 for entry, outcome in deep.results():
                     self._record_deep(entry, outcome)
@@ -395,6 +409,36 @@ class _Verification:
         self.done_bytes += size
         if self.options.progress is not None:
             self.options.progress(self.done_bytes, self.total_bytes)
+
+    def _hash_on_threads(self, member: Member, entry: FileEntry) -> bool:
+        """Read a streamed member here and hash it on a thread, so reading the next
+        member overlaps hashing this one; False if reading failed (already recorded).
+
+        A cut-short stream raises ContainerError as when hashing inline; the
+        member's partial digest is then never recorded.
+        """
+        if self.stream_hasher is None:
+            self.stream_hasher = StreamHasher(self.options.workers)
+        hasher = self.stream_hasher
+        stream = self.reader.open(member)
+        hasher.begin(entry.name)
+        try:
+            while chunk := stream.read(_HASH_CHUNK):
+                hasher.feed(chunk)
+        except OSError as exc:
+            self._record_digest(entry, exc)
+            return False
+        finally:
+            hasher.end()
+        return True
+
+    def _stream_hashed(self, entry: FileEntry) -> bool:
+        assert self.stream_hasher is not None
+        return self.stream_hasher.ready(entry.name)
+
+    def _stream_result(self, entry: FileEntry) -> str:
+        assert self.stream_hasher is not None
+        return self.stream_hasher.result(entry.name)
 
     def _hash_stream(self, member: Member, entry: FileEntry) -> str | Exception:
         """Hash a member on this thread (and pass its bytes to the sink, if any)."""
