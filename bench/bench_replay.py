@@ -16,6 +16,10 @@ start-up is in no measurement.  One untimed warm-up of every case, then
                calls, so 8 requests are always in flight
   raw          bundlekit replay BUNDLE --signal traces --no-marker
   rebase-now   bundlekit replay BUNDLE --signal traces --rebase now   (marker on)
+  marker       bundlekit replay BUNDLE --signal traces   (the default: marker on, no rebase)
+
+With ``--before DIR`` (an older checkout, e.g. from ``git archive``) the three
+replay cases also run with ``PYTHONPATH=DIR``, interleaved in the same run.
 
 Two rates per run, both from acknowledged spans: over the whole command's wall
 time (interpreter start-up, imports and, for replay, bundle verification
@@ -97,11 +101,11 @@ def baseline_worker(path: Path, port: int) -> None:
     print(json.dumps({"send_s": send, "requests": requests}))
 
 
-def run(cmd: list[str]) -> tuple[float, float, str]:
+def run(cmd: list[str], env: dict[str, str] | None = None) -> tuple[float, float, str]:
     """(wall seconds, peak RSS MB, stdout) of one child process."""
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
         started = time.perf_counter()
-        process = subprocess.Popen(cmd, stdout=out, stderr=err)
+        process = subprocess.Popen(cmd, stdout=out, stderr=err, env=env)
         _, status, usage = os.wait4(process.pid, 0)
         wall = time.perf_counter() - started
         process.returncode = os.waitstatus_to_exitcode(status)
@@ -155,7 +159,12 @@ def rotel_version() -> str:
 
 
 def measure(
-    data: Path, bundle: Path | None, key: Path | None, large: Path | None, reps: int
+    data: Path,
+    bundle: Path | None,
+    key: Path | None,
+    large: Path | None,
+    reps: int,
+    before: Path | None = None,
 ) -> dict[str, Any]:
     results: dict[str, Any] = {
         "runs": {},
@@ -174,7 +183,11 @@ def measure(
     # Byte-compile bundlekit first: an installed package has its .pyc files, but a
     # checkout run with PYTHONDONTWRITEBYTECODE=1 would compile ~60 modules from
     # source in every replay (about 0.1 s of its wall time, none of the baseline's).
-    subprocess.run([sys.executable, "-m", "compileall", "-q", str(ROOT / "bundlekit")], check=True)
+    for tree in (ROOT, before):
+        if tree is not None:
+            subprocess.run(
+                [sys.executable, "-m", "compileall", "-q", str(tree / "bundlekit")], check=True
+            )
     spans = spans_of(data)
     results["spans"] = spans
     with tempfile.TemporaryDirectory(prefix="bench-replay-") as tmp:
@@ -190,18 +203,26 @@ def measure(
                              str(data / "traces.binpb"), str(port)],
                 "raw": replay_cmd(bundle, key, port, "--no-marker"),
                 "rebase-now": replay_cmd(bundle, key, port, "--rebase", "now"),
+                "marker": replay_cmd(bundle, key, port),
             }  # fmt: skip
+            envs: dict[str, dict[str, str] | None] = dict.fromkeys(cases)
+            if before is not None:
+                # The same commands on an older checkout of bundlekit, in the same run.
+                old = {**os.environ, "PYTHONPATH": str(before)}
+                for name in ("raw", "rebase-now", "marker"):
+                    cases[f"{name} (before)"] = cases[name]
+                    envs[f"{name} (before)"] = old
             counts = {name: spans for name in cases}
             if large is not None:
                 big_bundle, big_key = pack(large, work / "large")
                 counts["raw-large"] = spans_of(large)
                 results["large_spans"] = counts["raw-large"]
                 cases["raw-large"] = replay_cmd(big_bundle, big_key, port, "--no-marker")
-            for cmd in cases.values():  # warm-up: page cache, rotel's allocations
-                run(cmd)
+            for name, cmd in cases.items():  # warm-up: page cache, rotel's allocations
+                run(cmd, envs.get(name))
             for rep in range(reps):
                 for name, cmd in cases.items():
-                    wall, rss, out = run(cmd)
+                    wall, rss, out = run(cmd, envs.get(name))
                     report = json.loads(out)
                     if name == "baseline":
                         send = report["send_s"]
@@ -231,9 +252,10 @@ def measure(
         }
         summary[name]["peak_rss_mb"] = max(e["rss_mb"] for e in entries)
     base = summary["baseline"]
-    for name in ("raw", "rebase-now"):
-        summary[name]["ratio_wall"] = summary[name]["spans_per_s"] / base["spans_per_s"]
-        summary[name]["ratio_send"] = summary[name]["send_spans_per_s"] / base["send_spans_per_s"]
+    for name, row in summary.items():
+        if name not in ("baseline", "raw-large"):
+            row["ratio_wall"] = row["spans_per_s"] / base["spans_per_s"]
+            row["ratio_send"] = row["send_spans_per_s"] / base["send_spans_per_s"]
     results["summary"] = summary
     return results
 
@@ -245,10 +267,7 @@ def markdown(results: dict[str, Any]) -> str:
         "| spans/s (send) | vs baseline (send) | peak RSS (MB) |",
         "|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
-    for name in ("baseline", "raw", "rebase-now", "raw-large"):
-        if name not in s:
-            continue
-        row = s[name]
+    for name, row in s.items():
         wall_ratio = f"{row['ratio_wall']:.2f}x" if "ratio_wall" in row else "-"
         send_ratio = f"{row['ratio_send']:.2f}x" if "ratio_send" in row else "-"
         if name == "baseline":
@@ -273,8 +292,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--large", type=Path, help="a bigger data set, for RSS flatness")
     parser.add_argument("--reps", type=int, default=5)
     parser.add_argument("--json", type=Path, help="write all measurements here")
+    parser.add_argument(
+        "--before",
+        type=Path,
+        help="an older bundlekit checkout: also time raw, rebase-now and "
+        "marker with it (PYTHONPATH), for before/after figures from one run",
+    )
     args = parser.parse_args(argv)
-    results = measure(args.data, args.bundle, args.key, args.large, args.reps)
+    results = measure(args.data, args.bundle, args.key, args.large, args.reps, args.before)
     print(markdown(results))
     s = results["summary"]
     print(
