@@ -8,7 +8,8 @@ signed bundle once (or ``--bundle``/``--key`` name an existing one: a directory
 or, once it exists, a ``.bundle.tar``); one rotel collector with
 ``--exporter blackhole`` runs on free loopback ports for the whole run, so its
 start-up is in no measurement.  One untimed warm-up of every case, then
-``--reps`` interleaved repetitions, each case its own process:
+``--reps`` interleaved repetitions (the order rotated each time, and the
+collector left to go idle before every run), each case its own process:
 
   baseline     the minimal loop of issue 7: grpc's generic ``unary_unary`` on the
                trace Export method with no serializers, the stored request bytes
@@ -117,6 +118,25 @@ def run(cmd: list[str], env: dict[str, str] | None = None) -> tuple[float, float
         return wall, usage.ru_maxrss / 1024, out.read().decode()
 
 
+def settle(pid: int, timeout: float = 15.0) -> None:
+    """Wait until the collector is idle: it acknowledges requests before its pipeline has
+    processed them, so a run would otherwise pay for the backlog of the one before."""
+    ticks = os.sysconf("SC_CLK_TCK")
+
+    def cpu() -> float:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / ticks
+
+    deadline = time.monotonic() + timeout
+    last = cpu()
+    while time.monotonic() < deadline:
+        time.sleep(0.25)
+        now = cpu()
+        if now - last < 0.02:  # under 8 % of a core: idle
+            return
+        last = now
+
+
 def pack(data: Path, work: Path) -> tuple[Path, Path]:
     """Bundle the traces file of ``data`` with the CLI; returns (bundle, public key).
 
@@ -218,10 +238,15 @@ def measure(
                 counts["raw-large"] = spans_of(large)
                 results["large_spans"] = counts["raw-large"]
                 cases["raw-large"] = replay_cmd(big_bundle, big_key, port, "--no-marker")
+            assert rotel.process is not None
             for name, cmd in cases.items():  # warm-up: page cache, rotel's allocations
                 run(cmd, envs.get(name))
+            names = list(cases)
             for rep in range(reps):
-                for name, cmd in cases.items():
+                # A different order each repetition, so no case always follows the same one.
+                for name in names[rep % len(names) :] + names[: rep % len(names)]:
+                    cmd = cases[name]
+                    settle(rotel.process.pid)
                     wall, rss, out = run(cmd, envs.get(name))
                     report = json.loads(out)
                     if name == "baseline":
