@@ -27,7 +27,9 @@ time (interpreter start-up, imports and, for replay, bundle verification
 included) and over its send phase (first request to last acknowledgement: the
 replay report's ``duration_s``; the baseline times its own loop).  The targets
 (raw >= 0.85x, rebase-now >= 0.6x the baseline) are on whole-command wall time
-for both sides.  Peak RSS comes from wait4 (the child's own rusage).
+for both sides.  Peak RSS and CPU time (user + sys, the sender's own: the
+collector's is not in it) come from wait4; CPU time is the figure that moves
+least when the machine is shared.
 
 Why the old baseline showed 130k spans/s: it kept 8 grpc *futures* in flight
 and waited on the oldest.  grpc's Python futures complete through one
@@ -102,8 +104,8 @@ def baseline_worker(path: Path, port: int) -> None:
     print(json.dumps({"send_s": send, "requests": requests}))
 
 
-def run(cmd: list[str], env: dict[str, str] | None = None) -> tuple[float, float, str]:
-    """(wall seconds, peak RSS MB, stdout) of one child process."""
+def run(cmd: list[str], env: dict[str, str] | None = None) -> tuple[float, float, float, str]:
+    """(wall seconds, peak RSS MB, CPU seconds (user + sys), stdout) of one child process."""
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
         started = time.perf_counter()
         process = subprocess.Popen(cmd, stdout=out, stderr=err, env=env)
@@ -115,7 +117,8 @@ def run(cmd: list[str], env: dict[str, str] | None = None) -> tuple[float, float
         if process.returncode != 0:
             tail = err.read().decode(errors="replace")[-2000:]
             raise RuntimeError(f"{cmd[:4]}... exited {process.returncode}: {tail}")
-        return wall, usage.ru_maxrss / 1024, out.read().decode()
+        cpu = usage.ru_utime + usage.ru_stime
+        return wall, usage.ru_maxrss / 1024, cpu, out.read().decode()
 
 
 def settle(pid: int, timeout: float = 15.0) -> None:
@@ -247,7 +250,7 @@ def measure(
                 for name in names[rep % len(names) :] + names[: rep % len(names)]:
                     cmd = cases[name]
                     settle(rotel.process.pid)
-                    wall, rss, out = run(cmd, envs.get(name))
+                    wall, rss, cpu, out = run(cmd, envs.get(name))
                     report = json.loads(out)
                     if name == "baseline":
                         send = report["send_s"]
@@ -259,6 +262,7 @@ def measure(
                         "wall_s": wall,
                         "send_s": send,
                         "rss_mb": rss,
+                        "cpu_s": cpu,
                         "spans_per_s": counts[name] / wall,
                         "send_spans_per_s": counts[name] / send,
                     }
@@ -266,14 +270,14 @@ def measure(
                     print(
                         f"rep {rep + 1} {name:11} wall {wall:6.2f} s {counts[name] / wall:>10,.0f}"
                         f" spans/s  send {send:6.2f} s {counts[name] / send:>10,.0f} spans/s "
-                        f"{rss:6.1f} MB",
+                        f"{rss:6.1f} MB  cpu {cpu:5.2f} s",
                         flush=True,
                     )
     summary: dict[str, Any] = {}
     for name, entries in results["runs"].items():
         summary[name] = {
             key_: statistics.median(e[key_] for e in entries)
-            for key_ in ("wall_s", "send_s", "spans_per_s", "send_spans_per_s")
+            for key_ in ("wall_s", "send_s", "cpu_s", "spans_per_s", "send_spans_per_s")
         }
         summary[name]["peak_rss_mb"] = max(e["rss_mb"] for e in entries)
     base = summary["baseline"]
@@ -289,8 +293,8 @@ def markdown(results: dict[str, Any]) -> str:
     s = results["summary"]
     rows = [
         "| run | median wall (s) | spans/s (wall) | vs baseline (wall) | median send (s) "
-        "| spans/s (send) | vs baseline (send) | peak RSS (MB) |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|",
+        "| spans/s (send) | vs baseline (send) | median CPU (s) | peak RSS (MB) |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for name, row in s.items():
         wall_ratio = f"{row['ratio_wall']:.2f}x" if "ratio_wall" in row else "-"
@@ -300,7 +304,7 @@ def markdown(results: dict[str, Any]) -> str:
         rows.append(
             f"| {name} | {row['wall_s']:.2f} | {row['spans_per_s']:,.0f} | {wall_ratio} "
             f"| {row['send_s']:.2f} | {row['send_spans_per_s']:,.0f} | {send_ratio} "
-            f"| {row['peak_rss_mb']:.0f} |"
+            f"| {row['cpu_s']:.2f} | {row['peak_rss_mb']:.0f} |"
         )
     return "\n".join(rows)
 
