@@ -104,11 +104,13 @@ def baseline_worker(path: Path, port: int) -> None:
     print(json.dumps({"send_s": send, "requests": requests}))
 
 
-def run(cmd: list[str], env: dict[str, str] | None = None) -> tuple[float, float, float, str]:
+def run(
+    cmd: list[str], env: dict[str, str] | None = None, cwd: Path | None = None
+) -> tuple[float, float, float, str]:
     """(wall seconds, peak RSS MB, CPU seconds (user + sys), stdout) of one child process."""
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
         started = time.perf_counter()
-        process = subprocess.Popen(cmd, stdout=out, stderr=err, env=env)
+        process = subprocess.Popen(cmd, stdout=out, stderr=err, env=env, cwd=cwd)
         _, status, usage = os.wait4(process.pid, 0)
         wall = time.perf_counter() - started
         process.returncode = os.waitstatus_to_exitcode(status)
@@ -228,7 +230,11 @@ def measure(
                 "rebase-now": replay_cmd(bundle, key, port, "--rebase", "now"),
                 "marker": replay_cmd(bundle, key, port),
             }  # fmt: skip
-            envs: dict[str, dict[str, str] | None] = dict.fromkeys(cases)
+            # Children run in the work directory with an explicit PYTHONPATH: `python -m`
+            # puts the working directory first on sys.path, which would pick the checkout
+            # the benchmark was started from whatever PYTHONPATH says.
+            current = {**os.environ, "PYTHONPATH": str(ROOT)}
+            envs: dict[str, dict[str, str] | None] = dict.fromkeys(cases, current)
             if before is not None:
                 # The same commands on an older checkout of bundlekit, in the same run.
                 old = {**os.environ, "PYTHONPATH": str(before)}
@@ -243,14 +249,14 @@ def measure(
                 cases["raw-large"] = replay_cmd(big_bundle, big_key, port, "--no-marker")
             assert rotel.process is not None
             for name, cmd in cases.items():  # warm-up: page cache, rotel's allocations
-                run(cmd, envs.get(name))
+                run(cmd, envs[name], work)
             names = list(cases)
             for rep in range(reps):
                 # A different order each repetition, so no case always follows the same one.
                 for name in names[rep % len(names) :] + names[: rep % len(names)]:
                     cmd = cases[name]
                     settle(rotel.process.pid)
-                    wall, rss, cpu, out = run(cmd, envs.get(name))
+                    wall, rss, cpu, out = run(cmd, envs[name], work)
                     report = json.loads(out)
                     if name == "baseline":
                         send = report["send_s"]
