@@ -8,7 +8,8 @@ signed bundle once (or ``--bundle``/``--key`` name an existing one: a directory
 or, once it exists, a ``.bundle.tar``); one rotel collector with
 ``--exporter blackhole`` runs on free loopback ports for the whole run, so its
 start-up is in no measurement.  One untimed warm-up of every case, then
-``--reps`` interleaved repetitions, each case its own process:
+``--reps`` interleaved repetitions (the order rotated each time, and the
+collector left to go idle before every run), each case its own process:
 
   baseline     the minimal loop of issue 7: grpc's generic ``unary_unary`` on the
                trace Export method with no serializers, the stored request bytes
@@ -16,13 +17,19 @@ start-up is in no measurement.  One untimed warm-up of every case, then
                calls, so 8 requests are always in flight
   raw          bundlekit replay BUNDLE --signal traces --no-marker
   rebase-now   bundlekit replay BUNDLE --signal traces --rebase now   (marker on)
+  marker       bundlekit replay BUNDLE --signal traces   (the default: marker on, no rebase)
+
+With ``--before DIR`` (an older checkout, e.g. from ``git archive``) the three
+replay cases also run with ``PYTHONPATH=DIR``, interleaved in the same run.
 
 Two rates per run, both from acknowledged spans: over the whole command's wall
 time (interpreter start-up, imports and, for replay, bundle verification
 included) and over its send phase (first request to last acknowledgement: the
 replay report's ``duration_s``; the baseline times its own loop).  The targets
 (raw >= 0.85x, rebase-now >= 0.6x the baseline) are on whole-command wall time
-for both sides.  Peak RSS comes from wait4 (the child's own rusage).
+for both sides.  Peak RSS and CPU time (user + sys, the sender's own: the
+collector's is not in it) come from wait4; CPU time is the figure that moves
+least when the machine is shared.
 
 Why the old baseline showed 130k spans/s: it kept 8 grpc *futures* in flight
 and waited on the oldest.  grpc's Python futures complete through one
@@ -97,11 +104,13 @@ def baseline_worker(path: Path, port: int) -> None:
     print(json.dumps({"send_s": send, "requests": requests}))
 
 
-def run(cmd: list[str]) -> tuple[float, float, str]:
-    """(wall seconds, peak RSS MB, stdout) of one child process."""
+def run(
+    cmd: list[str], env: dict[str, str] | None = None, cwd: Path | None = None
+) -> tuple[float, float, float, str]:
+    """(wall seconds, peak RSS MB, CPU seconds (user + sys), stdout) of one child process."""
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
         started = time.perf_counter()
-        process = subprocess.Popen(cmd, stdout=out, stderr=err)
+        process = subprocess.Popen(cmd, stdout=out, stderr=err, env=env, cwd=cwd)
         _, status, usage = os.wait4(process.pid, 0)
         wall = time.perf_counter() - started
         process.returncode = os.waitstatus_to_exitcode(status)
@@ -110,7 +119,27 @@ def run(cmd: list[str]) -> tuple[float, float, str]:
         if process.returncode != 0:
             tail = err.read().decode(errors="replace")[-2000:]
             raise RuntimeError(f"{cmd[:4]}... exited {process.returncode}: {tail}")
-        return wall, usage.ru_maxrss / 1024, out.read().decode()
+        cpu = usage.ru_utime + usage.ru_stime
+        return wall, usage.ru_maxrss / 1024, cpu, out.read().decode()
+
+
+def settle(pid: int, timeout: float = 15.0) -> None:
+    """Wait until the collector is idle: it acknowledges requests before its pipeline has
+    processed them, so a run would otherwise pay for the backlog of the one before."""
+    ticks = os.sysconf("SC_CLK_TCK")
+
+    def cpu() -> float:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / ticks
+
+    deadline = time.monotonic() + timeout
+    last = cpu()
+    while time.monotonic() < deadline:
+        time.sleep(0.25)
+        now = cpu()
+        if now - last < 0.02:  # under 8 % of a core: idle
+            return
+        last = now
 
 
 def pack(data: Path, work: Path) -> tuple[Path, Path]:
@@ -155,7 +184,12 @@ def rotel_version() -> str:
 
 
 def measure(
-    data: Path, bundle: Path | None, key: Path | None, large: Path | None, reps: int
+    data: Path,
+    bundle: Path | None,
+    key: Path | None,
+    large: Path | None,
+    reps: int,
+    before: Path | None = None,
 ) -> dict[str, Any]:
     results: dict[str, Any] = {
         "runs": {},
@@ -171,6 +205,14 @@ def measure(
     sys.path.insert(0, str(ROOT))
     from tests.replay.rotel import Rotel
 
+    # Byte-compile bundlekit first: an installed package has its .pyc files, but a
+    # checkout run with PYTHONDONTWRITEBYTECODE=1 would compile ~60 modules from
+    # source in every replay (about 0.1 s of its wall time, none of the baseline's).
+    for tree in (ROOT, before):
+        if tree is not None:
+            subprocess.run(
+                [sys.executable, "-m", "compileall", "-q", str(tree / "bundlekit")], check=True
+            )
     spans = spans_of(data)
     results["spans"] = spans
     with tempfile.TemporaryDirectory(prefix="bench-replay-") as tmp:
@@ -186,18 +228,35 @@ def measure(
                              str(data / "traces.binpb"), str(port)],
                 "raw": replay_cmd(bundle, key, port, "--no-marker"),
                 "rebase-now": replay_cmd(bundle, key, port, "--rebase", "now"),
+                "marker": replay_cmd(bundle, key, port),
             }  # fmt: skip
+            # Children run in the work directory with an explicit PYTHONPATH: `python -m`
+            # puts the working directory first on sys.path, which would pick the checkout
+            # the benchmark was started from whatever PYTHONPATH says.
+            current = {**os.environ, "PYTHONPATH": str(ROOT)}
+            envs: dict[str, dict[str, str] | None] = dict.fromkeys(cases, current)
+            if before is not None:
+                # The same commands on an older checkout of bundlekit, in the same run.
+                old = {**os.environ, "PYTHONPATH": str(before)}
+                for name in ("raw", "rebase-now", "marker"):
+                    cases[f"{name} (before)"] = cases[name]
+                    envs[f"{name} (before)"] = old
             counts = {name: spans for name in cases}
             if large is not None:
                 big_bundle, big_key = pack(large, work / "large")
                 counts["raw-large"] = spans_of(large)
                 results["large_spans"] = counts["raw-large"]
                 cases["raw-large"] = replay_cmd(big_bundle, big_key, port, "--no-marker")
-            for cmd in cases.values():  # warm-up: page cache, rotel's allocations
-                run(cmd)
+            assert rotel.process is not None
+            for name, cmd in cases.items():  # warm-up: page cache, rotel's allocations
+                run(cmd, envs[name], work)
+            names = list(cases)
             for rep in range(reps):
-                for name, cmd in cases.items():
-                    wall, rss, out = run(cmd)
+                # A different order each repetition, so no case always follows the same one.
+                for name in names[rep % len(names) :] + names[: rep % len(names)]:
+                    cmd = cases[name]
+                    settle(rotel.process.pid)
+                    wall, rss, cpu, out = run(cmd, envs[name], work)
                     report = json.loads(out)
                     if name == "baseline":
                         send = report["send_s"]
@@ -209,6 +268,7 @@ def measure(
                         "wall_s": wall,
                         "send_s": send,
                         "rss_mb": rss,
+                        "cpu_s": cpu,
                         "spans_per_s": counts[name] / wall,
                         "send_spans_per_s": counts[name] / send,
                     }
@@ -216,20 +276,21 @@ def measure(
                     print(
                         f"rep {rep + 1} {name:11} wall {wall:6.2f} s {counts[name] / wall:>10,.0f}"
                         f" spans/s  send {send:6.2f} s {counts[name] / send:>10,.0f} spans/s "
-                        f"{rss:6.1f} MB",
+                        f"{rss:6.1f} MB  cpu {cpu:5.2f} s",
                         flush=True,
                     )
     summary: dict[str, Any] = {}
     for name, entries in results["runs"].items():
         summary[name] = {
             key_: statistics.median(e[key_] for e in entries)
-            for key_ in ("wall_s", "send_s", "spans_per_s", "send_spans_per_s")
+            for key_ in ("wall_s", "send_s", "cpu_s", "spans_per_s", "send_spans_per_s")
         }
         summary[name]["peak_rss_mb"] = max(e["rss_mb"] for e in entries)
     base = summary["baseline"]
-    for name in ("raw", "rebase-now"):
-        summary[name]["ratio_wall"] = summary[name]["spans_per_s"] / base["spans_per_s"]
-        summary[name]["ratio_send"] = summary[name]["send_spans_per_s"] / base["send_spans_per_s"]
+    for name, row in summary.items():
+        if name not in ("baseline", "raw-large"):
+            row["ratio_wall"] = row["spans_per_s"] / base["spans_per_s"]
+            row["ratio_send"] = row["send_spans_per_s"] / base["send_spans_per_s"]
     results["summary"] = summary
     return results
 
@@ -238,13 +299,10 @@ def markdown(results: dict[str, Any]) -> str:
     s = results["summary"]
     rows = [
         "| run | median wall (s) | spans/s (wall) | vs baseline (wall) | median send (s) "
-        "| spans/s (send) | vs baseline (send) | peak RSS (MB) |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|",
+        "| spans/s (send) | vs baseline (send) | median CPU (s) | peak RSS (MB) |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
-    for name in ("baseline", "raw", "rebase-now", "raw-large"):
-        if name not in s:
-            continue
-        row = s[name]
+    for name, row in s.items():
         wall_ratio = f"{row['ratio_wall']:.2f}x" if "ratio_wall" in row else "-"
         send_ratio = f"{row['ratio_send']:.2f}x" if "ratio_send" in row else "-"
         if name == "baseline":
@@ -252,7 +310,7 @@ def markdown(results: dict[str, Any]) -> str:
         rows.append(
             f"| {name} | {row['wall_s']:.2f} | {row['spans_per_s']:,.0f} | {wall_ratio} "
             f"| {row['send_s']:.2f} | {row['send_spans_per_s']:,.0f} | {send_ratio} "
-            f"| {row['peak_rss_mb']:.0f} |"
+            f"| {row['cpu_s']:.2f} | {row['peak_rss_mb']:.0f} |"
         )
     return "\n".join(rows)
 
@@ -269,8 +327,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--large", type=Path, help="a bigger data set, for RSS flatness")
     parser.add_argument("--reps", type=int, default=5)
     parser.add_argument("--json", type=Path, help="write all measurements here")
+    parser.add_argument(
+        "--before",
+        type=Path,
+        help="an older bundlekit checkout: also time raw, rebase-now and "
+        "marker with it (PYTHONPATH), for before/after figures from one run",
+    )
     args = parser.parse_args(argv)
-    results = measure(args.data, args.bundle, args.key, args.large, args.reps)
+    results = measure(args.data, args.bundle, args.key, args.large, args.reps, args.before)
     print(markdown(results))
     s = results["summary"]
     print(

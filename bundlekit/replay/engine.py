@@ -250,7 +250,12 @@ class _Run:
         self.paced_by_time = options.speed is not None
         self.pacer = Pacer(options.speed, options.rate, sleep=self._sleep)
         self.counters = {s: RecordCounter(s) for s in SIGNALS}
-        self.rewriters = {s: self._rewriter(s) for s in SIGNALS}
+        # Only a transforming replay needs them (building the views costs a few ms).
+        self.rewriters = (
+            {s: self._rewriter(s) for s in self.signals}
+            if self.transform and not self.filters.per_record
+            else {}
+        )
         self.report = ReplayReport(
             bundle_id=source.bundle_id,
             replay_id=state.replay_id,

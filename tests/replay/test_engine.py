@@ -406,3 +406,29 @@ def test_ctrl_c_saves_progress_and_the_rerun_sends_the_rest(bundle: Bundle, tmp_
         assert Counter(first.accepted[signal] + second.accepted[signal]) == Counter(
             bundle.requests[signal]
         )
+
+
+def test_requests_the_marker_pushes_over_the_limit_are_split_on_the_wire_path(
+    bundle: Bundle,
+) -> None:
+    from bundlekit.limits import Limits
+
+    largest = max(len(body) for s in Signal for body in bundle.requests[s])
+    limit = largest + 16  # the marker adds more than 16 bytes to every resource
+    fake = FakeExporter()
+    opts = options_for(
+        bundle, 1, rebase="+1h", batch_bytes=0, limits=Limits(max_request_bytes=limit)
+    )
+    report = replay_bundle(bundle.path, opts, exporter_factory=fake.factory())
+    delta = 3600 * 10**9
+    assert report.rebase_delta_ns == delta
+    for signal in Signal:
+        sent = fake.accepted[signal]
+        assert all(len(body) <= limit for body in sent)
+        expected = shift(signal, bundle.requests[signal], delta)
+        assert flatten(signal, sent) == flatten(signal, expected)
+        assert markers(signal, sent) == {(bundle.bundle_id, report.replay_id)}
+        stats = report.signals[signal]
+        assert stats.records_acknowledged == stats.records_sent == bundle.records(signal)
+    traces = Signal.TRACES
+    assert len(fake.accepted[traces]) > len(bundle.requests[traces])  # some were split
