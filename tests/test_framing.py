@@ -20,9 +20,9 @@ def test_frame_is_a_4_byte_big_endian_length_then_the_payload() -> None:
 
 
 def test_segments_and_inputs_use_the_same_framing(tmp_path: Path) -> None:
-    # The segment module re-exports the framing rather than owning a copy of it.
-    assert segment.frame is framing.frame
+    # The framing has one owner: the segment module imports it rather than keeping a copy.
     assert segment.FRAME_HEADER_BYTES is framing.FRAME_HEADER_BYTES
+    assert segment.frame_length is framing.frame_length
     bodies = [b"\x0a\x00", b"\x0a\x02" + b"xy", b""]
     stream = b"".join(framing.frame(b) for b in bodies)
     path = tmp_path / "in.binpb"

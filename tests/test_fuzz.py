@@ -36,6 +36,7 @@ from bundlekit.format.dsse import Envelope
 from bundlekit.format.manifest import Custody, Manifest
 from bundlekit.keys import GeneratedKey, KeyType, load_public_key
 from bundlekit.limits import DEFAULT_LIMITS, Limits
+from bundlekit.otlp import framing
 from bundlekit.verify import TrustStore, VerificationReport, VerifyOptions, check_bundle
 from tests import tarcraft
 from tests.bundles import pack_small, write_envelope
@@ -483,7 +484,7 @@ def test_framing_inside_a_valid_frame_is_read_faithfully_or_refused(raw: bytes) 
         )
     )
     if error is None:  # accepted: the records re-frame to exactly the stored bytes
-        assert b"".join(segment.frame(r) for r in records) == raw
+        assert b"".join(framing.frame(r) for r in records) == raw
     else:
         assert isinstance(error, FormatError)
 
@@ -639,7 +640,7 @@ def test_resigned_mutated_segments_give_a_report_never_an_exception(
 ) -> None:
     original = seeds.segments[TRACES]
     segment_raw = b"".join(
-        segment.frame(r) for r in segment.iter_records(io.BytesIO(original), limits=DEFAULT_LIMITS)
+        framing.frame(r) for r in segment.iter_records(io.BytesIO(original), limits=DEFAULT_LIMITS)
     )
     assert segment_raw
 

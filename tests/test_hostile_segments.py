@@ -27,9 +27,10 @@ import zstandard
 
 from bundlekit.errors import FormatError, LimitExceeded
 from bundlekit.format import canonical
-from bundlekit.format.segment import compress_segment, frame, iter_records
+from bundlekit.format.segment import compress_segment, iter_records
 from bundlekit.keys import GeneratedKey, KeyType
 from bundlekit.limits import DEFAULT_LIMITS, Limits
+from bundlekit.otlp.framing import frame
 from tests import zstdframes as zf
 from tests.bundles import pack_small, write_envelope
 

@@ -11,10 +11,10 @@ from bundlekit.errors import FormatError, LimitExceeded
 from bundlekit.format.segment import (
     check_stored_size,
     compress_segment,
-    frame,
     iter_records,
 )
 from bundlekit.limits import DEFAULT_LIMITS, Limits
+from bundlekit.otlp.framing import frame
 from tests import zstdframes as zf
 
 RECORDS = [bytes([i % 251]) * (i * 37 + 1) for i in range(200)]

@@ -22,12 +22,12 @@ from bundlekit.format.segment import (
     _FrameWalker,
     check_frame_header,
     compress_segment,
-    frame,
     inflate,
     iter_records,
     write_segment,
 )
 from bundlekit.limits import DEFAULT_LIMITS, Limits
+from bundlekit.otlp.framing import frame
 from tests import zstdframes as zf
 
 RECORDS = [bytes([i % 251]) * (i * 37 + 1) for i in range(200)]

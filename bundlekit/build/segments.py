@@ -27,8 +27,9 @@ from pathlib import Path
 from bundlekit.format import layout
 from bundlekit.format.layout import Role
 from bundlekit.format.manifest import FileEntry
-from bundlekit.format.segment import FRAME_HEADER_BYTES, write_segment
+from bundlekit.format.segment import write_segment
 from bundlekit.limits import Limits
+from bundlekit.otlp.framing import FRAME_HEADER_BYTES
 from bundlekit.otlp.signals import Signal
 from bundlekit.otlp.stats import SignalStats, StatsCollector
 

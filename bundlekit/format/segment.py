@@ -25,11 +25,9 @@ from typing import IO, Protocol, cast
 
 from bundlekit.errors import FormatError, LimitExceeded
 from bundlekit.limits import Limits
-from bundlekit.otlp.framing import FRAME_HEADER_BYTES, frame, frame_length
+from bundlekit.otlp.framing import FRAME_HEADER_BYTES, frame_length
 
-# The framing is owned by otlp.framing; FRAME_HEADER_BYTES and frame stay importable from here.
 __all__ = [
-    "FRAME_HEADER_BYTES",
     "OUTPUT_CHUNK",
     "ZSTD_MAGIC",
     "FrameHeader",
@@ -38,7 +36,6 @@ __all__ = [
     "check_frame_header",
     "check_stored_size",
     "compress_segment",
-    "frame",
     "inflate",
     "iter_records",
     "write_segment",
