@@ -12,17 +12,30 @@ from __future__ import annotations
 import hashlib
 import os
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 from bundlekit.errors import FormatError, IntegrityError, UsageError
 from bundlekit.format.defects import Category, Defect
-from bundlekit.format.dsse import Envelope
-from bundlekit.format.manifest import FileEntry, Manifest
 from bundlekit.format.reader import BundleReader, Extent, open_bundle
 from bundlekit.limits import DEFAULT_LIMITS, Limits
 from bundlekit.verify.report import Finding, VerificationFailed, VerificationReport
-from bundlekit.verify.trust import TrustStore
 from bundlekit.verify.verifier import VerifyOptions, check_bundle
 from bundlekit.verify.verifier import verify_bundle as _verify
+
+if TYPE_CHECKING:
+    from bundlekit.format.manifest import FileEntry, Manifest
+    from bundlekit.verify.trust import TrustStore
+
+
+def __getattr__(name: str) -> Any:
+    """``TrustStore`` loads cryptography: imported on first use, not with this package,
+    so ``verify`` can start hashing before the signature code has loaded."""
+    if name == "TrustStore":
+        from bundlekit.verify.trust import TrustStore
+
+        return TrustStore
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "Category",
@@ -95,6 +108,9 @@ def open_unverified(
     checked against it; only trust is skipped.  The signed payload is
     preferred over manifest.json when an envelope is present.
     """
+    from bundlekit.format.dsse import Envelope
+    from bundlekit.format.manifest import Manifest
+
     with open_bundle(location, limits) as reader:
         head = reader.head()
         raw = head.manifest

@@ -14,13 +14,15 @@ not stored, and still decide the exit code.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bundlekit.errors import BundlekitError, ExitCode
 from bundlekit.format.defects import Category, Defect
-from bundlekit.format.manifest import Manifest
 from bundlekit.limits import DEFAULT_LIMITS
 from bundlekit.textsafe import neutralize, neutralize_lines
+
+if TYPE_CHECKING:
+    from bundlekit.format.manifest import Manifest
 
 
 @dataclass(frozen=True)

@@ -31,20 +31,21 @@ from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from bundlekit.errors import BundlekitError, FormatError, UsageError
 from bundlekit.format import layout
 from bundlekit.format.defects import Defect
-from bundlekit.format.dsse import Envelope
-from bundlekit.format.manifest import FileEntry, Manifest
 from bundlekit.format.reader import BundleReader, ContainerError, Extent, Head, Member, open_bundle
 from bundlekit.limits import DEFAULT_LIMITS, Limits
 from bundlekit.textsafe import neutralize
 from bundlekit.verify.hashing import ParallelHasher, StreamHasher
 from bundlekit.verify.report import SignerInfo, VerificationFailed, VerificationReport
-from bundlekit.verify.signatures import check_signatures
-from bundlekit.verify.trust import TrustStore
+
+if TYPE_CHECKING:
+    from bundlekit.format.dsse import Envelope
+    from bundlekit.format.manifest import FileEntry, Manifest
+    from bundlekit.verify.trust import TrustStore
 
 _HASH_CHUNK = 1 << 20
 
@@ -176,6 +177,10 @@ class _Verification:
                     report.manifest = manifest
                     self._check_payload(self._stream() if listed is None else listed, manifest)
                 return report
+            # Imported only now: the hashing threads above are already running while the
+            # signature and manifest code (cryptography, the schema validator) loads.
+            from bundlekit.verify.trust import TrustStore
+
             trust = self.options.trust or TrustStore.load(self.options.trust_dir, self.options.keys)
             if self.options.threshold > len(trust.keys):
                 raise UsageError(
@@ -229,6 +234,8 @@ class _Verification:
             )
             return None
         try:
+            from bundlekit.format.manifest import Manifest
+
             return Manifest.from_bytes(raw, self.limits)
         except FormatError as exc:
             self.report.fail(Defect.MANIFEST_INVALID, exc.message, layout.MANIFEST_NAME)
@@ -253,6 +260,8 @@ class _Verification:
             )
             return None
         try:
+            from bundlekit.format.dsse import Envelope
+
             return Envelope.from_bytes(head.envelope, self.limits)
         except FormatError as exc:
             report.fail(Defect.ENVELOPE_MALFORMED, exc.message, layout.ENVELOPE_NAME)
@@ -270,6 +279,8 @@ class _Verification:
                 f"payloadType is {envelope.payload_type!r}, expected {PAYLOAD_TYPE!r}",
                 layout.ENVELOPE_NAME,
             )
+        from bundlekit.verify.signatures import check_signatures
+
         result = check_signatures(envelope, trust)
         report.signers = [SignerInfo(k.keyid, k.source) for k in result.accepted]
         for keyid in result.unmatched:
@@ -302,6 +313,8 @@ class _Verification:
                 layout.MANIFEST_NAME,
             )
         try:
+            from bundlekit.format.manifest import Manifest
+
             return Manifest.from_bytes(envelope.payload, self.limits)
         except FormatError as exc:
             report.fail(Defect.MANIFEST_INVALID, exc.message, layout.MANIFEST_NAME)
