@@ -328,3 +328,49 @@ def test_dash_with_a_terminal_on_stdin_is_a_usage_error_not_a_hang() -> None:
         os.close(secondary)
     assert done.returncode == ExitCode.USAGE
     assert b"standard input, which is a terminal" in done.stderr
+
+
+def _archive_of(tmp_path: Path, handle: object) -> bytes:
+    from bundlekit.format.archive import ArchiveWriter
+
+    member = tmp_path / "member.bin"
+    member.write_bytes(bytes(range(256)) * 9)  # 2,304 bytes: not a whole block
+    writer = ArchiveWriter(handle, 1_700_000_000)  # type: ignore[arg-type]
+    writer.add_bytes(layout.MANIFEST_NAME, b"{}")
+    writer.add_file("attachments/member.bin", member.stat().st_size, member)
+    writer.finish()
+    return member.read_bytes()
+
+
+def test_archive_writer_gives_the_same_bytes_in_the_kernel_and_through_a_buffer(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """copy_file_range when the target is a file; a plain buffer copy otherwise."""
+    import io
+
+    with open(tmp_path / "kernel.tar", "wb", buffering=0) as handle:
+        content = _archive_of(tmp_path, handle)
+    kernel = (tmp_path / "kernel.tar").read_bytes()
+    buffered = io.BytesIO()  # no fileno: the buffer path
+    _archive_of(tmp_path, buffered)
+    monkeypatch.delattr(os, "copy_file_range")  # a platform without it
+    with open(tmp_path / "plain.tar", "wb", buffering=0) as handle:
+        _archive_of(tmp_path, handle)
+    assert kernel == buffered.getvalue() == (tmp_path / "plain.tar").read_bytes()
+    assert len(kernel) % RECORD == 0 and kernel.endswith(bytes(2 * BLOCK))
+    with ArchiveReader.from_stream(io.BytesIO(kernel), "t", DEFAULT_LIMITS) as reader:
+        read = [(m.name, reader.open(m).read()) for m in reader.members()]  # a stream: in order
+    assert read == [("attachments/member.bin", content)]
+
+
+def test_archive_writer_refuses_a_file_whose_size_is_not_the_manifests(tmp_path: Path) -> None:
+    import io
+
+    from bundlekit.errors import UsageError
+    from bundlekit.format.archive import ArchiveWriter
+
+    member = tmp_path / "m.bin"
+    member.write_bytes(b"x" * 10)
+    writer = ArchiveWriter(io.BytesIO(), 0)
+    with pytest.raises(UsageError, match="is not 11 bytes as the manifest says"):
+        writer.add_file("attachments/m.bin", 11, member)

@@ -20,7 +20,6 @@ so it reads a pipe as well as a file.
 from __future__ import annotations
 
 import errno
-import hashlib
 import os
 import stat
 import tarfile
@@ -97,21 +96,6 @@ class ArchiveWriter:
         self._write(data)
         self._write(_padding(len(data)))
 
-    def add_stream(self, name: str, size: int, source: Readable) -> str:
-        """Copy exactly ``size`` bytes of ``source`` as member ``name``; return their SHA-256."""
-        self._write(member_header(name, size, self._mtime))
-        digest = hashlib.sha256()
-        left = size
-        while left:
-            chunk = source.read(min(_COPY_CHUNK, left))
-            if not chunk:
-                raise UsageError(f"{name} ended {left} bytes early while being archived")
-            digest.update(chunk)
-            self._write(chunk)
-            left -= len(chunk)
-        self._write(_padding(size))
-        return digest.hexdigest()
-
     def add_file(self, name: str, size: int, path: Path) -> None:
         """Copy the regular file ``path`` (exactly ``size`` bytes) as member ``name``.
 
@@ -124,9 +108,9 @@ class ArchiveWriter:
             if os.fstat(source.fileno()).st_size != size:
                 raise UsageError(f"{name} is not {size} bytes as the manifest says")
             left = size
-            fileno = getattr(self._handle, "fileno", None)
-            if fileno is not None and hasattr(os, "copy_file_range"):
-                left = _copy_in_kernel(source.fileno(), fileno(), left)
+            target = _fileno(self._handle)
+            if target is not None and hasattr(os, "copy_file_range"):
+                left = _copy_in_kernel(source.fileno(), target, left)
             while left:
                 chunk = source.read(min(_COPY_CHUNK, left))
                 if not chunk:
@@ -136,11 +120,10 @@ class ArchiveWriter:
         self._written += size
         self._write(_padding(size))
 
-    def finish(self) -> int:
-        """End-of-archive marker and record padding; return the archive's size."""
+    def finish(self) -> None:
+        """End-of-archive marker (two zero blocks) and padding to a whole record."""
         self._write(_ZERO_BLOCK * 2)
         self._write(bytes(-self._written % RECORD))
-        return self._written
 
     def write_raw(self, data: bytes) -> None:
         """Bytes of a member being streamed in by the caller (header, data, padding)."""
@@ -149,6 +132,14 @@ class ArchiveWriter:
     def _write(self, data: bytes) -> None:
         self._handle.write(data)
         self._written += len(data)
+
+
+def _fileno(handle: object) -> int | None:
+    """The OS file descriptor behind ``handle``, if it has one (a BytesIO has not)."""
+    try:
+        return int(handle.fileno())  # type: ignore[attr-defined]
+    except (AttributeError, OSError, ValueError):  # io.UnsupportedOperation is both
+        return None
 
 
 def _copy_in_kernel(source: int, target: int, left: int) -> int:
