@@ -71,6 +71,7 @@ SELECTIONS: dict[str, list[str]] = {
     "bundlekit/format/directory.py": _VERIFY_TESTS,
     "bundlekit/format/reader.py": [*_VERIFY_TESTS, "tests/test_hostile_archives.py"],
     "bundlekit/format/archive.py": [
+        "tests/test_archive_format.py",
         "tests/test_hostile_archives.py",
         "tests/test_bad_bundles.py",
         "tests/test_archive_roundtrip.py",
@@ -786,6 +787,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--line", type=int, help="only mutants on this line (with one module)")
     parser.add_argument(
+        "--from-line", type=int, help="only mutants on or after this line (with one module)"
+    )
+    parser.add_argument(
         "--compare",
         nargs=2,
         type=Path,
@@ -821,6 +825,8 @@ def main(argv: list[str] | None = None) -> int:
             found = [m for m in found if m.key in wanted]
         if args.line is not None:
             found = [m for m in found if m.line <= args.line <= m.end_line]
+        if args.from_line is not None:
+            found = [m for m in found if m.line >= args.from_line]
         plan[module] = found
     if args.list:
         for module, found in plan.items():
