@@ -87,3 +87,142 @@ def test_malformed_or_dangerous_pax_records_are_refused(data: bytes, words: str)
     with pytest.raises(ContainerError, match=words) as caught:
         _parse_pax(data)
     assert caught.value.defect is Defect.ARCHIVE_MALFORMED
+
+
+# --------------------------------------------------------------------------- reading a stream
+
+
+class _Trickle:
+    """A pipe that hands out at most ``step`` bytes per read, as real pipes may."""
+
+    def __init__(self, data: bytes, step: int) -> None:
+        self._data = data
+        self._pos = 0
+        self._step = step
+        self.closed = False
+
+    def read(self, size: int = -1) -> bytes:
+        want = self._step if size < 0 else min(size, self._step)
+        chunk = self._data[self._pos : self._pos + want]
+        self._pos += len(chunk)
+        return chunk
+
+    def close(self) -> None:
+        self.closed = True
+
+
+def _small_archive() -> tuple[bytes, dict[str, bytes]]:
+    import io
+
+    from bundlekit.format.archive import ArchiveWriter
+    from bundlekit.format.layout import MANIFEST_NAME
+
+    members = {"attachments/a.bin": bytes(range(256)) * 3, "attachments/b.bin": b"tail"}
+    out = io.BytesIO()
+    writer = ArchiveWriter(out, 0)
+    writer.add_bytes(MANIFEST_NAME, b'{"m":1}')
+    for name, data in members.items():
+        writer.add_bytes(name, data)
+    writer.finish()
+    return out.getvalue(), members
+
+
+def _read_stream(handle: object) -> tuple[bytes | None, dict[str, bytes]]:
+    from bundlekit.format.archive import ArchiveReader
+    from bundlekit.limits import DEFAULT_LIMITS
+
+    reader = ArchiveReader.from_stream(handle, "pipe", DEFAULT_LIMITS)  # type: ignore[arg-type]
+    with reader:
+        head = reader.head()
+        got = {}
+        for member in reader.members():
+            stream = reader.open(member)
+            assert stream.read(0) == b""
+            got[member.name] = stream.read()  # read() with no size: the whole member
+            assert stream.read(10) == b""  # and never a byte past it
+    return head.manifest, got
+
+
+@pytest.mark.parametrize("step", [1, 7, 512, 1 << 20])
+def test_a_stream_that_delivers_a_few_bytes_per_read_is_read_whole(step: int) -> None:
+    data, members = _small_archive()
+    trickle = _Trickle(data, step)
+    manifest, got = _read_stream(trickle)
+    assert manifest == b'{"m":1}'
+    assert got == members
+    assert not trickle.closed  # the reader never closes a stream it was given (stdin)
+
+
+def test_members_not_read_by_the_caller_are_skipped_exactly() -> None:
+    import io
+
+    from bundlekit.format.archive import ArchiveReader
+    from bundlekit.limits import DEFAULT_LIMITS
+
+    data, members = _small_archive()
+    with ArchiveReader.from_stream(io.BytesIO(data), "pipe", DEFAULT_LIMITS) as reader:
+        names = []
+        for member in reader.members():
+            names.append(member.name)
+            if member.name.endswith("a.bin"):
+                assert reader.open(member).read(5) == members[member.name][:5]  # then left
+    assert names == list(members)
+
+
+@pytest.mark.parametrize("cut", ["inside-data", "inside-header", "before-end-marker"])
+def test_a_stream_or_file_cut_short_is_malformed_naming_where(
+    cut: str, tmp_path: pytest.TempPathFactory
+) -> None:
+    import io
+    from pathlib import Path
+
+    from bundlekit.format.archive import BLOCK, ArchiveReader
+    from bundlekit.limits import DEFAULT_LIMITS
+
+    data, _members = _small_archive()
+    a_data = 2 * BLOCK + BLOCK  # manifest header + data block, then a.bin's header
+    # manifest (2 blocks), a.bin (3), b.bin (2), then the two end blocks
+    length = {"inside-data": a_data + 100, "inside-header": a_data + 3 * BLOCK + 10}.get(
+        cut, 7 * BLOCK + 100
+    )
+    cut_data = data[:length]
+    path = Path(str(tmp_path)) / "cut.bundle.tar"
+    path.write_bytes(cut_data)
+    for reader in (
+        ArchiveReader.from_stream(io.BytesIO(cut_data), "pipe", DEFAULT_LIMITS),
+        ArchiveReader.from_path(path, DEFAULT_LIMITS),
+    ):
+        with reader, pytest.raises(ContainerError, match="cut short") as caught:
+            reader.head()
+            for member in reader.members():
+                if member.extent is None:
+                    reader.open(member).read()
+        assert caught.value.defect is Defect.ARCHIVE_MALFORMED
+        if cut == "inside-data":
+            assert caught.value.path == "attachments/a.bin" or "attachments/a.bin" in str(
+                caught.value
+            )
+
+
+def test_a_reader_closes_the_file_it_opened_and_only_that() -> None:
+    import io
+    import os
+    import tempfile
+    from pathlib import Path
+
+    from bundlekit.format.archive import ArchiveReader
+    from bundlekit.limits import DEFAULT_LIMITS
+
+    data, _members = _small_archive()
+    given = io.BytesIO(data)
+    with ArchiveReader.from_stream(given, "pipe", DEFAULT_LIMITS) as reader:
+        reader.head()
+    assert not given.closed
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "x.bundle.tar"
+        path.write_bytes(data)
+        before = set(os.listdir("/proc/self/fd"))
+        with ArchiveReader.from_path(path, DEFAULT_LIMITS) as reader:
+            reader.head()
+            assert len(set(os.listdir("/proc/self/fd")) - before) == 1
+        assert set(os.listdir("/proc/self/fd")) - before == set()

@@ -233,12 +233,17 @@ class _Input:
         self.offset = 0
 
     def read_exact(self, n: int, what: str) -> bytes:
+        """Exactly ``n`` bytes, gathering short reads (a pipe's) without quadratic copying."""
         data = self.handle.read(n) if n else b""
-        while len(data) < n:
-            more = self.handle.read(n - len(data))
-            if not more:
-                raise _malformed(f"the archive is cut short inside {what}")
-            data += more
+        if len(data) < n:
+            parts, have = [data], len(data)
+            while have < n:
+                more = self.handle.read(n - have)
+                if not more:
+                    raise _malformed(f"the archive is cut short inside {what}")
+                parts.append(more)
+                have += len(more)
+            data = b"".join(parts)
         self.offset += n
         return data
 
@@ -266,13 +271,15 @@ class _MemberStream:
         self._name = name
 
     def read(self, size: int = -1, /) -> bytes:
+        """``size`` bytes (all that is left if negative), fewer only at the member's end.
+
+        A pipe may deliver fewer bytes per read than asked; they are gathered, so a
+        caller asking for a whole segment gets all of it or a "cut short" error.
+        """
         want = self._left if size < 0 else min(size, self._left)
         if want <= 0:
             return b""
-        data = self._source.handle.read(want)
-        if not data:
-            raise _malformed("the archive is cut short", self._name)
-        self._source.offset += len(data)
+        data = self._source.read_exact(want, self._name)
         self._left -= len(data)
         return data
 
