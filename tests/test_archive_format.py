@@ -226,3 +226,77 @@ def test_a_reader_closes_the_file_it_opened_and_only_that() -> None:
             reader.head()
             assert len(set(os.listdir("/proc/self/fd")) - before) == 1
         assert set(os.listdir("/proc/self/fd")) - before == set()
+
+
+# --------------------------------------------------------------------------- names, counts, files
+
+
+def _with_checksum(block: bytearray) -> bytes:
+    block[148:156] = b" " * 8
+    block[148:156] = f"{sum(block):06o}\x00 ".encode()
+    return bytes(block)
+
+
+def _one_member(header: bytes, data: bytes) -> bytes:
+    from bundlekit.format.archive import BLOCK, member_header
+
+    manifest = member_header("manifest.json", 2, 0) + b"{}" + bytes(BLOCK - 2)
+    body = data + bytes(-len(data) % BLOCK)
+    return manifest + header + body + bytes(2 * BLOCK)
+
+
+def _names(archive: bytes, **limits: int) -> list[str]:
+    import io
+
+    from bundlekit.format.archive import ArchiveReader
+    from bundlekit.limits import Limits
+
+    with ArchiveReader.from_stream(io.BytesIO(archive), "t", Limits(**limits)) as reader:
+        return [m.name for m in reader.members()]
+
+
+def test_a_name_that_fills_the_ustar_field_exactly_is_read_whole() -> None:
+    name = "attachments/" + "n" * (100 - len("attachments/"))
+    header = member_header(name, 1, 0)
+    assert len(header) == 512 and header[99:100] == b"n"  # no NUL: the field is full
+    assert _names(_one_member(header, b"x")) == [name]
+
+
+def test_a_ustar_prefix_that_fills_its_field_is_joined_to_the_name() -> None:
+    prefix = "attachments/" + "p" * (155 - len("attachments/"))
+    block = bytearray(member_header("file.bin", 1, 0))
+    block[345:500] = prefix.encode()
+    assert _names(_one_member(_with_checksum(block), b"x"), max_path_length=512) == [
+        f"{prefix}/file.bin"
+    ]
+
+
+def test_member_count_cap_counts_every_member_including_the_manifest() -> None:
+    data, members = _small_archive()  # manifest + 2 members
+    assert _names(data, max_files=3) == list(members)
+    with pytest.raises(ContainerError, match="more than 2 members") as caught:
+        _names(data, max_files=2)
+    assert caught.value.defect is Defect.LISTING
+
+
+def test_from_path_refuses_what_is_not_a_regular_file_without_blocking(tmp_path: object) -> None:
+    import os
+    from pathlib import Path
+
+    from bundlekit.errors import UsageError
+    from bundlekit.format.archive import ArchiveReader
+    from bundlekit.limits import DEFAULT_LIMITS
+
+    folder = Path(str(tmp_path))
+    fifo = folder / "pipe.bundle.tar"
+    os.mkfifo(fifo)
+    before = set(os.listdir("/proc/self/fd"))
+    with pytest.raises(UsageError, match="is not a bundle directory or archive"):
+        ArchiveReader.from_path(fifo, DEFAULT_LIMITS)
+    assert set(os.listdir("/proc/self/fd")) == before  # the descriptor was closed
+    with pytest.raises(UsageError, match="cannot open bundle"):
+        ArchiveReader.from_path(folder / "absent.bundle.tar", DEFAULT_LIMITS)
+    link = folder / "link.bundle.tar"
+    link.symlink_to(fifo)
+    with pytest.raises(UsageError, match="cannot open bundle"):  # O_NOFOLLOW: links refused
+        ArchiveReader.from_path(link, DEFAULT_LIMITS)
