@@ -24,6 +24,7 @@ def test_numbers_are_octal_terminated_by_nul_or_space() -> None:
         (b"\x80" + bytes(10) + b"\x01", "base-256"),
         (b"\xff" * 12, "base-256"),
         (b"00000000009\x00", "not an octal number"),
+        (b"00000000008\x00", "not an octal number"),
         (b"0000000001a\x00", "not an octal number"),
         (b"-0000000001\x00", "not an octal number"),
     ],
@@ -38,7 +39,7 @@ def test_header_checksum_accepts_the_unsigned_and_signed_sums_only() -> None:
     header = member_header("otlp/traces/000001.binpb.zst", 5, 0)
     _check_checksum(header)
     high = bytearray(header)
-    high[0:4] = "é".encode() + b"xy"  # bytes over 0x7f: signed and unsigned sums differ
+    high[0:4] = b"\x80\x7f\xc3\xa9"  # 0x80 and up count negative in a signed sum; 0x7f does not
     unsigned = sum(high[:148]) + 8 * 0x20 + sum(high[156:])
     signed = unsigned - 2 * sum(b for b in high[:148] + high[156:] if b > 0x7F)
     assert signed != unsigned
@@ -300,3 +301,80 @@ def test_from_path_refuses_what_is_not_a_regular_file_without_blocking(tmp_path:
     link.symlink_to(fifo)
     with pytest.raises(UsageError, match="cannot open bundle"):  # O_NOFOLLOW: links refused
         ArchiveReader.from_path(link, DEFAULT_LIMITS)
+
+
+def test_a_name_that_is_not_utf8_is_malformed() -> None:
+    block = bytearray(member_header("attachments/ab", 1, 0))
+    block[12:14] = b"\xff\xfe"
+    with pytest.raises(ContainerError, match="name is not UTF-8") as caught:
+        _names(_one_member(_with_checksum(block), b"x"))
+    assert caught.value.defect is Defect.ARCHIVE_MALFORMED
+
+
+def test_a_streamed_member_read_one_byte_at_a_time_is_whole() -> None:
+    import io
+
+    from bundlekit.format.archive import ArchiveReader
+    from bundlekit.limits import DEFAULT_LIMITS
+
+    data, members = _small_archive()
+    with ArchiveReader.from_stream(io.BytesIO(data), "t", DEFAULT_LIMITS) as reader:
+        got = {}
+        for member in reader.members():
+            stream = reader.open(member)
+            got[member.name] = b"".join(iter(lambda s=stream: s.read(1), b""))
+    assert got == members
+
+
+def test_signature_members_out_of_name_order_are_refused() -> None:
+    import io
+
+    from bundlekit.format.archive import ArchiveReader, ArchiveWriter
+    from bundlekit.limits import DEFAULT_LIMITS
+
+    out = io.BytesIO()
+    writer = ArchiveWriter(out, 0)
+    writer.add_bytes("manifest.json", b"{}")
+    writer.add_bytes("signatures/z.json", b"1")
+    writer.add_bytes("signatures/manifest.dsse.json", b"2")
+    writer.finish()
+    reader = ArchiveReader.from_stream(io.BytesIO(out.getvalue()), "t", DEFAULT_LIMITS)
+    with pytest.raises(ContainerError, match="signatures are not in name order") as caught:
+        reader.head()
+    assert caught.value.defect is Defect.ORDER
+
+
+def test_manifest_exactly_at_its_cap_is_read_from_an_archive_one_over_is_not() -> None:
+    import io
+
+    from bundlekit.format.archive import ArchiveReader, ArchiveWriter
+    from bundlekit.limits import Limits
+
+    out = io.BytesIO()
+    writer = ArchiveWriter(out, 0)
+    writer.add_bytes("manifest.json", b"m" * 100)
+    writer.finish()
+    reader = ArchiveReader.from_stream(
+        io.BytesIO(out.getvalue()), "t", Limits(max_manifest_bytes=100)
+    )
+    assert reader.head().manifest == b"m" * 100
+    reader = ArchiveReader.from_stream(
+        io.BytesIO(out.getvalue()), "t", Limits(max_manifest_bytes=99)
+    )
+    with pytest.raises(ContainerError, match="100 bytes, over the limit of 99") as caught:
+        reader.head()
+    assert caught.value.defect is Defect.OVERSIZED
+
+
+def test_a_streamed_member_cannot_be_opened_once_the_stream_moved_on() -> None:
+    import io
+
+    from bundlekit.errors import UsageError
+    from bundlekit.format.archive import ArchiveReader
+    from bundlekit.limits import DEFAULT_LIMITS
+
+    data, _members = _small_archive()
+    with ArchiveReader.from_stream(io.BytesIO(data), "t", DEFAULT_LIMITS) as reader:
+        seen = list(reader.members())
+        with pytest.raises(UsageError, match="was already read past"):
+            reader.open(seen[0])
