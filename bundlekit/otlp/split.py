@@ -11,6 +11,7 @@ with its resource and scope, is refused: no collector would take it.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 from bundlekit.errors import InputError, LimitExceeded
@@ -30,22 +31,13 @@ def split_request(signal: Signal, request: Any, max_bytes: int, where: str = "")
     if len(data) <= max_bytes:
         return [data]
     spec = signal.spec
-    pieces: list[bytes] = []
-    current = spec.request_class()
-    size = 0
-    for entry in getattr(request, spec.resource_field):
-        for piece, piece_size in _split_resource(
-            signal, entry, max_bytes - _FRAMING, max_bytes, where
-        ):
-            cost = piece_size + _FRAMING
-            if size and size + cost > max_bytes:
-                pieces.append(current.SerializeToString())
-                current, size = spec.request_class(), 0
-            getattr(current, spec.resource_field).add().CopyFrom(piece)
-            size += cost
-    if size:
-        pieces.append(current.SerializeToString())
-    return pieces
+    parts = (
+        piece
+        for entry in getattr(request, spec.resource_field)
+        for piece in _split_resource(signal, entry, max_bytes - _FRAMING, max_bytes, where)
+    )
+    packed = _pack(spec.request_class(), spec.resource_field, 0, max_bytes, parts)
+    return [piece.SerializeToString() for piece, _size in packed]
 
 
 def split_input(signal: Signal, data: bytes, max_bytes: int, where: str) -> list[bytes]:
@@ -74,30 +66,13 @@ def _split_resource(
     whole = entry.ByteSize()
     if whole <= budget:
         return [(entry, whole)]
-    field = signal.spec.scope_field
-    shell = type(entry)()
-    shell.CopyFrom(entry)
-    shell.ClearField(field)
-    overhead = shell.ByteSize()
-    out: list[tuple[Any, int]] = []
-    current: Any = None
-    size = overhead
-    for scope in getattr(entry, field):
-        for part, part_size in _split_scope(
-            signal, scope, budget - overhead - _FRAMING, bound, where
-        ):
-            cost = part_size + _FRAMING
-            if current is None or size + cost > budget:
-                if current is not None:
-                    out.append((current, size))
-                current = type(entry)()
-                current.CopyFrom(shell)
-                size = overhead
-            getattr(current, field).add().CopyFrom(part)
-            size += cost
-    if current is not None:
-        out.append((current, size))
-    return out
+    shell, overhead = _shell(entry, signal.spec.scope_field)
+    parts = (
+        part
+        for scope in getattr(entry, signal.spec.scope_field)
+        for part in _split_scope(signal, scope, budget - overhead - _FRAMING, bound, where)
+    )
+    return _pack(shell, signal.spec.scope_field, overhead, budget, parts)
 
 
 def _split_scope(
@@ -107,31 +82,63 @@ def _split_scope(
     whole = scope.ByteSize()
     if whole <= budget:
         return [(scope, whole)]
-    field = signal.spec.record_field
-    shell = type(scope)()
-    shell.CopyFrom(scope)
+    shell, overhead = _shell(scope, signal.spec.record_field)
+    return _pack(
+        shell,
+        signal.spec.record_field,
+        overhead,
+        budget,
+        (
+            _fitting(signal, record, overhead, budget, bound, where)
+            for record in getattr(scope, signal.spec.record_field)
+        ),
+    )
+
+
+def _fitting(
+    signal: Signal, record: Any, overhead: int, budget: int, bound: int, where: str
+) -> tuple[Any, int]:
+    """``record`` and its size, or LimitExceeded if it cannot fit even alone."""
+    record_size = record.ByteSize()
+    if overhead + record_size + _FRAMING > budget:
+        prefix = f"{where}: " if where else ""
+        raise LimitExceeded(
+            f"{prefix}one {signal.value} record is {record_size} bytes; with its resource "
+            f"and scope it cannot fit in a request of at most {bound} bytes",
+            "raise the request size limit of the collector and of bundlekit",
+        )
+    return record, record_size
+
+
+def _shell(message: Any, field: str) -> tuple[Any, int]:
+    """A copy of ``message`` without its ``field`` children, and that copy's size."""
+    shell = type(message)()
+    shell.CopyFrom(message)
     shell.ClearField(field)
-    overhead = shell.ByteSize()
+    return shell, shell.ByteSize()
+
+
+def _pack(
+    shell: Any, field: str, overhead: int, budget: int, parts: Iterable[tuple[Any, int]]
+) -> list[tuple[Any, int]]:
+    """Copies of ``shell``, each holding the next run of ``parts`` that fits in ``budget``.
+
+    Greedy and in order: a part goes into the current copy if it fits, else a
+    new copy starts.  ``parts`` carry their serialized sizes, so nothing is
+    re-serialized to measure; each copy is returned with its size.
+    """
     out: list[tuple[Any, int]] = []
     current: Any = None
     size = overhead
-    for record in getattr(scope, field):
-        record_size = record.ByteSize()
-        cost = record_size + _FRAMING
-        if overhead + cost > budget:
-            prefix = f"{where}: " if where else ""
-            raise LimitExceeded(
-                f"{prefix}one {signal.value} record is {record_size} bytes; with its resource "
-                f"and scope it cannot fit in a request of at most {bound} bytes",
-                "raise the request size limit of the collector and of bundlekit",
-            )
+    for part, part_size in parts:
+        cost = part_size + _FRAMING
         if current is None or size + cost > budget:
             if current is not None:
                 out.append((current, size))
-            current = type(scope)()
+            current = type(shell)()
             current.CopyFrom(shell)
             size = overhead
-        getattr(current, field).add().CopyFrom(record)
+        getattr(current, field).add().CopyFrom(part)
         size += cost
     if current is not None:
         out.append((current, size))
