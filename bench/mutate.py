@@ -66,6 +66,7 @@ SELECTIONS: dict[str, list[str]] = {
         "tests/test_hostile_archives.py",
         "tests/test_archive_roundtrip.py",
     ],
+    "bundlekit/verify/head.py": _VERIFY_TESTS,
     "bundlekit/verify/signatures.py": _VERIFY_TESTS,
     "bundlekit/verify/trust.py": _VERIFY_TESTS,
     "bundlekit/format/directory.py": _VERIFY_TESTS,

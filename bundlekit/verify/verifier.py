@@ -33,17 +33,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
-from bundlekit.errors import BundlekitError, FormatError, UsageError
+from bundlekit.errors import BundlekitError, UsageError
 from bundlekit.format import layout
 from bundlekit.format.defects import Defect
-from bundlekit.format.reader import BundleReader, ContainerError, Extent, Head, Member, open_bundle
+from bundlekit.format.reader import BundleReader, ContainerError, Extent, Member, open_bundle
 from bundlekit.limits import DEFAULT_LIMITS, Limits
 from bundlekit.textsafe import neutralize
 from bundlekit.verify.hashing import ParallelHasher, StreamHasher
-from bundlekit.verify.report import SignerInfo, VerificationFailed, VerificationReport
+from bundlekit.verify.head import check_manifest, trusted_envelope, untrusted_manifest
+from bundlekit.verify.report import VerificationFailed, VerificationReport
 
 if TYPE_CHECKING:
-    from bundlekit.format.dsse import Envelope
     from bundlekit.format.manifest import FileEntry, Manifest
     from bundlekit.verify.trust import TrustStore
 
@@ -172,7 +172,7 @@ class _Verification:
             )
         try:
             if not self.options.require_trust:
-                manifest = self._untrusted_manifest(head)
+                manifest = untrusted_manifest(head, self.limits, report)
                 if manifest is not None:
                     report.manifest = manifest
                     self._check_payload(self._stream() if listed is None else listed, manifest)
@@ -188,7 +188,7 @@ class _Verification:
                     f"{len(trust.keys)} trusted key(s)",
                     "add trusted keys or lower --threshold",
                 )
-            envelope = self._trusted_envelope(head, trust)
+            envelope = trusted_envelope(head, trust, self.options.threshold, self.limits, report)
             if envelope is None:
                 report.notes.append(UNTRUSTED_NOTE)
                 if self.options.deep:
@@ -197,7 +197,7 @@ class _Verification:
                     )
                 return report
             report.manifest_examined = True
-            manifest = self._check_manifest(head, envelope)
+            manifest = check_manifest(head, envelope, self.limits, report)
             if manifest is not None:
                 report.manifest = manifest
                 self._check_payload(listed if listed is not None else self._stream(), manifest)
@@ -216,109 +216,6 @@ class _Verification:
 
     def _stream(self) -> Iterable[Member]:
         return self.reader.members()
-
-    # -- signatures and manifest -------------------------------------------------------
-
-    def _untrusted_manifest(self, head: Head) -> Manifest | None:
-        """``--no-verify``: the signed payload if there is one, else manifest.json; unchecked."""
-        self.report.notes.append("signatures NOT checked (--no-verify): origin unknown")
-        raw = head.manifest
-        if head.envelope is not None:
-            envelope = self._read_envelope(head)
-            if envelope is None:
-                return None
-            raw = envelope.payload
-        if raw is None:
-            self.report.fail(
-                Defect.MANIFEST_MISSING, "manifest.json is missing", layout.MANIFEST_NAME
-            )
-            return None
-        try:
-            from bundlekit.format.manifest import Manifest
-
-            return Manifest.from_bytes(raw, self.limits)
-        except FormatError as exc:
-            self.report.fail(Defect.MANIFEST_INVALID, exc.message, layout.MANIFEST_NAME)
-            return None
-
-    def _trusted_envelope(self, head: Head, trust: TrustStore) -> Envelope | None:
-        """The envelope if enough trusted keys signed it; otherwise None, with findings."""
-        envelope = self._read_envelope(head)
-        if envelope is None or not self._check_envelope(envelope, trust):
-            return None
-        return envelope
-
-    def _read_envelope(self, head: Head) -> Envelope | None:
-        report = self.report
-        if head.envelope_problem is not None:
-            report.fail(Defect.OVERSIZED, head.envelope_problem, layout.ENVELOPE_NAME)
-            report.fail(Defect.UNSIGNED, "no readable signatures", layout.ENVELOPE_NAME)
-            return None
-        if head.envelope is None:
-            report.fail(
-                Defect.UNSIGNED, "the bundle carries no signature envelope", layout.ENVELOPE_NAME
-            )
-            return None
-        try:
-            from bundlekit.format.dsse import Envelope
-
-            return Envelope.from_bytes(head.envelope, self.limits)
-        except FormatError as exc:
-            report.fail(Defect.ENVELOPE_MALFORMED, exc.message, layout.ENVELOPE_NAME)
-            report.fail(Defect.UNSIGNED, "no readable signatures", layout.ENVELOPE_NAME)
-            return None
-
-    def _check_envelope(self, envelope: Envelope, trust: TrustStore) -> bool:
-        """Record what the signatures say; True if ``threshold`` trusted keys signed."""
-        from bundlekit.format.manifest import PAYLOAD_TYPE
-
-        report = self.report
-        if envelope.payload_type != PAYLOAD_TYPE:
-            report.fail(
-                Defect.PAYLOAD_TYPE,
-                f"payloadType is {envelope.payload_type!r}, expected {PAYLOAD_TYPE!r}",
-                layout.ENVELOPE_NAME,
-            )
-        from bundlekit.verify.signatures import check_signatures
-
-        result = check_signatures(envelope, trust)
-        report.signers = [SignerInfo(k.keyid, k.source) for k in result.accepted]
-        for keyid in result.unmatched:
-            report.notes.append(
-                f"signature with key id {keyid[:16]}… is not by a trusted key or is invalid"
-            )
-        for keyid in result.duplicates:
-            report.notes.append(f"key {keyid[:16]}… signed more than once; counted once")
-        threshold = self.options.threshold
-        if not result.met(threshold):
-            report.fail(
-                Defect.THRESHOLD,
-                f"{len(result.accepted)} valid signature(s) by trusted keys; {threshold} required",
-                layout.ENVELOPE_NAME,
-            )
-            return False
-        return True
-
-    def _check_manifest(self, head: Head, envelope: Envelope) -> Manifest | None:
-        """Parse the signed payload (the manifest of record); manifest.json must be its copy."""
-        report = self.report
-        if head.manifest_problem is not None:
-            report.fail(Defect.OVERSIZED, head.manifest_problem, layout.MANIFEST_NAME)
-        elif head.manifest is None:
-            report.fail(Defect.MANIFEST_MISSING, "manifest.json is missing", layout.MANIFEST_NAME)
-        elif head.manifest != envelope.payload:
-            report.fail(
-                Defect.MANIFEST_MISMATCH,
-                "manifest.json differs from the signed payload in the envelope",
-                layout.MANIFEST_NAME,
-            )
-        try:
-            from bundlekit.format.manifest import Manifest
-
-            return Manifest.from_bytes(envelope.payload, self.limits)
-        except FormatError as exc:
-            report.fail(Defect.MANIFEST_INVALID, exc.message, layout.MANIFEST_NAME)
-            return None
 
     # -- files -------------------------------------------------------------------------
 
