@@ -94,6 +94,21 @@ def pax(records: bytes | list[tuple[str, str]], *, declared: int | None = None) 
     return header("././@PaxHeader", size, kind=PAX) + data + padding(len(data))
 
 
+def replant(doc: dict, name: str, blob: bytes, declared: int) -> None:  # type: ignore[type-arg]
+    """Edit manifest ``doc`` so file ``name`` is ``blob`` (``declared`` bytes uncompressed):
+    its size, uncompressed size and digest, and the totals, all consistent again."""
+    import hashlib
+
+    entry = next(f for f in doc["predicate"]["files"] if f["name"] == name)
+    totals = doc["predicate"]["totals"]
+    totals["size"] += len(blob) - entry["size"]
+    totals["uncompressedSize"] += declared - entry["uncompressedSize"]
+    entry["size"], entry["uncompressedSize"] = len(blob), declared
+    for subject in doc["subject"]:
+        if subject["name"] == name:
+            subject["digest"]["sha256"] = hashlib.sha256(blob).hexdigest()
+
+
 def end() -> bytes:
     """Two zero blocks (the record padding is added by :func:`archive`)."""
     return bytes(2 * BLOCK)

@@ -72,14 +72,7 @@ class Parts:
         """``name`` replaced by ``blob`` under a re-signed manifest that matches it exactly."""
         declared = zstandard.get_frame_parameters(blob).content_size
         doc = json.loads(self.manifest.data)
-        entry = next(f for f in doc["predicate"]["files"] if f["name"] == name)
-        totals = doc["predicate"]["totals"]
-        totals["size"] += len(blob) - entry["size"]
-        totals["uncompressedSize"] += declared - entry["uncompressedSize"]
-        entry["size"], entry["uncompressedSize"] = len(blob), declared
-        for subject in doc["subject"]:
-            if subject["name"] == name:
-                subject["digest"]["sha256"] = hashlib.sha256(blob).hexdigest()
+        tc.replant(doc, name, blob, declared)
         raw = canonical.dumps(doc)
         signer = load_private_key(self.key.private_path)
         envelope = Envelope(PAYLOAD_TYPE, raw)

@@ -394,7 +394,7 @@ class _Verification:
         from bundlekit.verify.deep import DeepOutcome
 
         assert isinstance(outcome, DeepOutcome)
-        if self.sequential is False:
+        if not self.sequential:
             self._advance(entry.size)
         report = self.report
         if outcome.error is not None:

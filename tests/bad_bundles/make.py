@@ -67,17 +67,8 @@ def _resigned(files: dict[str, bytes], edit: Callable[[dict], None]) -> dict[str
 
 
 def _planted(files: dict[str, bytes], name: str, blob: bytes, declared: int) -> dict[str, bytes]:
-    import hashlib
-
     def edit(doc: dict) -> None:  # type: ignore[type-arg]
-        entry = next(f for f in doc["predicate"]["files"] if f["name"] == name)
-        totals = doc["predicate"]["totals"]
-        totals["size"] += len(blob) - entry["size"]
-        totals["uncompressedSize"] += declared - entry["uncompressedSize"]
-        entry["size"], entry["uncompressedSize"] = len(blob), declared
-        for subject in doc["subject"]:
-            if subject["name"] == name:
-                subject["digest"]["sha256"] = hashlib.sha256(blob).hexdigest()
+        tc.replant(doc, name, blob, declared)
 
     return {**_resigned(files, edit), name: blob}
 
